@@ -1,0 +1,65 @@
+# make bench: cold start, memory, size and warm throughput of `hello` beside the baselines in
+# bench/baselines (see bench/README.md). Included from the top-level Makefile, so $(CURDIR) is the
+# repository root. Builds everything in one release profile for static musl into the one target
+# dir, then runs bench/harness (which exits non-zero when a target of issue 6 is missed).
+#
+#   make bench                  full run, ~5 minutes after the build (BENCH_ARGS adds options)
+#   make bench-quick            short smoke run (5 cold runs, 1 s load levels)
+#   make bench BENCH_ARGS='--runs 100 --load-secs 8'
+
+BENCH_DIR          ?= $(CURDIR)/bench
+BENCH_TARGET       ?= x86_64-unknown-linux-musl
+BENCH_TARGET_DIR   ?= $(CURDIR)/target
+BENCH_BIN_DIR      := $(BENCH_TARGET_DIR)/$(BENCH_TARGET)/release
+BENCH_EXTRA_DIR    := $(BENCH_BIN_DIR)/bench-bins
+BENCH_RESULTS      ?= $(BENCH_DIR)/results
+BENCH_CARGO        ?= nice -n 10 cargo
+BENCH_WRK          ?= wrk
+BENCH_ARGS         ?=
+# The single-platform builds of `hello`, for the binary-size targets. Skipped (the targets then
+# say n/a) when `hello` has no such features.
+BENCH_HELLO_HTTP_ONLY   ?= --no-default-features --features fnkit/knative
+BENCH_HELLO_LAMBDA_ONLY ?= --no-default-features --features fnkit/lambda
+# apt-get needs root; set BENCH_SUDO=sudo otherwise.
+BENCH_SUDO         ?=
+
+BENCH_CARGO_ENV := CARGO_TARGET_DIR=$(BENCH_TARGET_DIR)
+BENCH_HARNESS   := $(BENCH_BIN_DIR)/harness
+BENCH_RUN       := $(BENCH_HARNESS) --bin-dir $(BENCH_BIN_DIR) --out $(BENCH_RESULTS) --wrk $(BENCH_WRK)
+
+.PHONY: bench bench-quick bench-build bench-tools bench-clippy
+
+bench: bench-build bench-tools
+	$(BENCH_RUN) $(BENCH_ARGS)
+
+bench-quick: bench-build bench-tools
+	$(BENCH_RUN) --quick $(BENCH_ARGS)
+
+# The musl target, then: the single-platform `hello` builds (copied aside, since each build
+# replaces target/.../release/hello), the all-platforms `hello` last, and the bench workspace
+# (baselines + harness). Cargo keeps each feature set's artifacts, so rebuilding is cheap.
+bench-build:
+	rustup target add $(BENCH_TARGET)
+	mkdir -p $(BENCH_EXTRA_DIR)
+	@if $(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello $(BENCH_HELLO_HTTP_ONLY); then \
+	  cp $(BENCH_BIN_DIR)/hello $(BENCH_EXTRA_DIR)/hello-http-only; \
+	else echo "bench: no HTTP-only build of hello ($(BENCH_HELLO_HTTP_ONLY)); its size target will say n/a"; \
+	  rm -f $(BENCH_EXTRA_DIR)/hello-http-only; fi
+	@if $(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello $(BENCH_HELLO_LAMBDA_ONLY); then \
+	  cp $(BENCH_BIN_DIR)/hello $(BENCH_EXTRA_DIR)/hello-lambda-only; \
+	else echo "bench: no Lambda-only build of hello ($(BENCH_HELLO_LAMBDA_ONLY)); its size target will say n/a"; \
+	  rm -f $(BENCH_EXTRA_DIR)/hello-lambda-only; fi
+	$(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello
+	$(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) \
+	  --manifest-path $(BENCH_DIR)/Cargo.toml --workspace --locked
+
+# wrk, the load generator, from Debian's packages.
+bench-tools:
+	@command -v $(BENCH_WRK) >/dev/null 2>&1 || { \
+	  $(BENCH_SUDO) apt-get update -qq && $(BENCH_SUDO) apt-get install -y -qq wrk; }
+	@$(BENCH_WRK) -v 2>&1 | head -n 1 || true
+
+# Lints and unit tests of the bench workspace itself (not part of `make test`).
+bench-clippy:
+	$(BENCH_CARGO_ENV) $(BENCH_CARGO) clippy --manifest-path $(BENCH_DIR)/Cargo.toml --workspace --all-targets -- -D warnings
+	$(BENCH_CARGO_ENV) $(BENCH_CARGO) test --manifest-path $(BENCH_DIR)/Cargo.toml -p harness

@@ -1,0 +1,431 @@
+//! The handler API: one trait, three shapes of input, and their type-erased form for adapters.
+
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::{Body, Context, Error};
+
+/// A boxed, sendable future, as adapters receive them from a [`Function`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Something that answers an input with an output, given the invocation's [`Context`].
+///
+/// Every `async fn(In, Context) -> Result<Out, E>` (and closure of that shape) with
+/// `E: Into<Error>` is a handler already. Implement the trait on a struct to keep state built once
+/// at start-up (a client, a cache):
+///
+/// ```
+/// use fnkit_core::{Context, Error, Handler};
+///
+/// struct Greeter { greeting: String }
+///
+/// impl Handler<String, String> for Greeter {
+///     async fn call(&self, name: String, _ctx: Context) -> Result<String, Error> {
+///         Ok(format!("{}, {name}!", self.greeting))
+///     }
+/// }
+/// ```
+///
+/// Which shape a handler is — typed JSON, raw HTTP ([`http()`]) or CloudEvent ([`events()`]) — is
+/// said when it is passed to `fnkit::run`.
+pub trait Handler<In, Out>: Send + Sync + 'static {
+    /// Handles one input.
+    fn call(&self, input: In, ctx: Context) -> impl Future<Output = Result<Out, Error>> + Send;
+}
+
+impl<F, Fut, In, Out, E> Handler<In, Out> for F
+where
+    F: Fn(In, Context) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<Out, E>> + Send,
+    E: Into<Error>,
+{
+    fn call(&self, input: In, ctx: Context) -> impl Future<Output = Result<Out, Error>> + Send {
+        let fut = self(input, ctx);
+        async move { fut.await.map_err(Into::into) }
+    }
+}
+
+/// The input of a typed handler before it is deserialised: JSON bytes (an HTTP body, a Lambda
+/// payload, binary-mode CloudEvent data) or an already parsed JSON value (structured CloudEvent
+/// data).
+#[derive(Debug, Clone)]
+pub enum Payload {
+    /// JSON text. An empty body is read as `null`.
+    Bytes(Bytes),
+    /// A parsed JSON value.
+    Json(serde_json::Value),
+}
+
+impl Payload {
+    /// Deserialises the payload into `T`.
+    ///
+    /// ```
+    /// use fnkit_core::Payload;
+    /// #[derive(serde::Deserialize, Debug)]
+    /// struct Order { id: u64 }
+    ///
+    /// let err = Payload::Bytes(r#"{"id":"seven"}"#.into()).deserialize::<Order>().unwrap_err();
+    /// assert!(err.message().contains("`id`"), "{err}");
+    /// ```
+    ///
+    /// # Errors
+    /// An [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error whose message names
+    /// the path of the offending field, or says the JSON is malformed.
+    pub fn deserialize<T: DeserializeOwned>(self) -> Result<T, Error> {
+        match self {
+            Self::Bytes(bytes) => {
+                let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+                    b"null"
+                } else {
+                    &bytes
+                };
+                let mut de = serde_json::Deserializer::from_slice(text);
+                let value = serde_path_to_error::deserialize(&mut de).map_err(input_error)?;
+                de.end().map_err(|e| {
+                    Error::invalid_input(format!("malformed JSON: {e}")).with_source(e)
+                })?;
+                Ok(value)
+            }
+            Self::Json(value) => serde_path_to_error::deserialize(value).map_err(input_error),
+        }
+    }
+}
+
+fn input_error(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
+    let path = e.path().to_string();
+    let inner = e.into_inner();
+    let message = match inner.classify() {
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof => {
+            format!("malformed JSON: {inner}")
+        }
+        _ if path == "." => format!("input does not fit: {inner}"),
+        _ => format!("input does not fit at `{path}`: {inner}"),
+    };
+    Error::invalid_input(message).with_source(inner)
+}
+
+/// A typed handler with its input and output types erased: JSON in, JSON out.
+pub trait TypedFunction: Send + Sync + 'static {
+    /// Deserialises `input`, runs the handler, and serialises its output as JSON.
+    fn call(&self, input: Payload, ctx: Context) -> BoxFuture<'_, Result<Vec<u8>, Error>>;
+}
+
+/// An HTTP handler: `http::Request<Body>` in, `http::Response<Body>` out.
+pub trait HttpFunction: Send + Sync + 'static {
+    /// Runs the handler.
+    fn call(
+        &self,
+        req: http::Request<Body>,
+        ctx: Context,
+    ) -> BoxFuture<'_, Result<http::Response<Body>, Error>>;
+}
+
+/// A CloudEvent handler: an event in, maybe an event out.
+#[cfg(feature = "cloudevents")]
+pub trait EventFunction: Send + Sync + 'static {
+    /// Runs the handler.
+    fn call(
+        &self,
+        event: cloudevents::Event,
+        ctx: Context,
+    ) -> BoxFuture<'_, Result<Option<cloudevents::Event>, Error>>;
+}
+
+/// A handler of any shape, type-erased: what platform adapters run.
+#[derive(Clone)]
+pub enum Function {
+    /// JSON in, JSON out.
+    Typed(Arc<dyn TypedFunction>),
+    /// HTTP request in, HTTP response out.
+    Http(Arc<dyn HttpFunction>),
+    /// CloudEvent in, optional CloudEvent out.
+    #[cfg(feature = "cloudevents")]
+    Event(Arc<dyn EventFunction>),
+}
+
+impl std::fmt::Debug for Function {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Typed(_) => "Function::Typed",
+            Self::Http(_) => "Function::Http",
+            #[cfg(feature = "cloudevents")]
+            Self::Event(_) => "Function::Event",
+        })
+    }
+}
+
+/// Turns a handler into a [`Function`]. `M` only tells the shapes apart; users never name it.
+pub trait IntoFunction<M> {
+    /// The type-erased function.
+    fn into_function(self) -> Function;
+}
+
+struct Typed<H, In, Out>(H, PhantomData<fn(In) -> Out>);
+
+impl<H, In, Out> TypedFunction for Typed<H, In, Out>
+where
+    H: Handler<In, Out>,
+    In: DeserializeOwned + Send + 'static,
+    Out: Serialize + Send + 'static,
+{
+    fn call(&self, input: Payload, ctx: Context) -> BoxFuture<'_, Result<Vec<u8>, Error>> {
+        Box::pin(async move {
+            let input: In = input.deserialize()?;
+            let output = self.0.call(input, ctx).await?;
+            serde_json::to_vec(&output).map_err(Error::internal)
+        })
+    }
+}
+
+/// Marks the typed shape in [`IntoFunction`].
+#[derive(Debug)]
+pub struct TypedShape<In, Out>(PhantomData<fn(In) -> Out>);
+
+impl<H, In, Out> IntoFunction<TypedShape<In, Out>> for H
+where
+    H: Handler<In, Out>,
+    In: DeserializeOwned + Send + 'static,
+    Out: Serialize + Send + 'static,
+{
+    fn into_function(self) -> Function {
+        Function::Typed(Arc::new(Typed(self, PhantomData)))
+    }
+}
+
+/// An HTTP handler, made with [`http()`].
+#[derive(Debug, Clone)]
+pub struct Http<H>(H);
+
+/// Says that `handler` takes the raw HTTP request:
+/// `async fn(http::Request<Body>, Context) -> Result<http::Response<Body>, E>`.
+///
+/// On Lambda the request comes from an API Gateway, ALB or Function URL event.
+pub fn http<H>(handler: H) -> Http<H>
+where
+    H: Handler<http::Request<Body>, http::Response<Body>>,
+{
+    Http(handler)
+}
+
+impl<H> HttpFunction for Http<H>
+where
+    H: Handler<http::Request<Body>, http::Response<Body>>,
+{
+    fn call(
+        &self,
+        req: http::Request<Body>,
+        ctx: Context,
+    ) -> BoxFuture<'_, Result<http::Response<Body>, Error>> {
+        Box::pin(self.0.call(req, ctx))
+    }
+}
+
+/// Marks the HTTP shape in [`IntoFunction`].
+#[derive(Debug)]
+pub struct HttpShape;
+
+impl<H> IntoFunction<HttpShape> for Http<H>
+where
+    H: Handler<http::Request<Body>, http::Response<Body>>,
+{
+    fn into_function(self) -> Function {
+        Function::Http(Arc::new(self))
+    }
+}
+
+/// A CloudEvent handler, made with [`events()`].
+#[cfg(feature = "cloudevents")]
+#[derive(Debug, Clone)]
+pub struct Events<H>(H);
+
+/// Says that `handler` takes CloudEvents:
+/// `async fn(cloudevents::Event, Context) -> Result<Option<cloudevents::Event>, E>`.
+///
+/// Over HTTP it accepts binary, structured and batched mode; on Lambda a structured event or an
+/// EventBridge event. Returning `None` answers `202 Accepted` with no body.
+#[cfg(feature = "cloudevents")]
+pub fn events<H>(handler: H) -> Events<H>
+where
+    H: Handler<cloudevents::Event, Option<cloudevents::Event>>,
+{
+    Events(handler)
+}
+
+#[cfg(feature = "cloudevents")]
+impl<H> EventFunction for Events<H>
+where
+    H: Handler<cloudevents::Event, Option<cloudevents::Event>>,
+{
+    fn call(
+        &self,
+        event: cloudevents::Event,
+        ctx: Context,
+    ) -> BoxFuture<'_, Result<Option<cloudevents::Event>, Error>> {
+        Box::pin(self.0.call(event, ctx))
+    }
+}
+
+/// Marks the CloudEvent shape in [`IntoFunction`].
+#[cfg(feature = "cloudevents")]
+#[derive(Debug)]
+pub struct EventShape;
+
+#[cfg(feature = "cloudevents")]
+impl<H> IntoFunction<EventShape> for Events<H>
+where
+    H: Handler<cloudevents::Event, Option<cloudevents::Event>>,
+{
+    fn into_function(self) -> Function {
+        Function::Event(Arc::new(self))
+    }
+}
+
+impl IntoFunction<()> for Function {
+    fn into_function(self) -> Function {
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{FunctionInfo, Platform};
+
+    fn ctx() -> Context {
+        Context::new(
+            Arc::new(FunctionInfo::from_lookup(Platform::Local, |_| None)),
+            "r",
+        )
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Order {
+        id: u64,
+        #[allow(dead_code)]
+        lines: Vec<Line>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Line {
+        #[allow(dead_code)]
+        qty: u32,
+    }
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        // A one-shot executor for futures that never wait on I/O.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = std::pin::pin!(f);
+        loop {
+            if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    async fn double(n: i64, _ctx: Context) -> Result<i64, Error> {
+        Ok(n * 2)
+    }
+
+    fn typed(f: Function) -> Arc<dyn TypedFunction> {
+        match f {
+            Function::Typed(t) => t,
+            other => panic!("expected a typed function, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn an_async_fn_is_a_typed_function() {
+        let f = typed(double.into_function());
+        let out = block_on(f.call(Payload::Bytes("21".into()), ctx())).unwrap();
+        assert_eq!(out, b"42");
+        let out = block_on(f.call(Payload::Json(serde_json::json!(4)), ctx())).unwrap();
+        assert_eq!(out, b"8");
+    }
+
+    #[test]
+    fn a_closure_with_its_own_error_type_is_a_typed_function() {
+        let f = typed(
+            (|s: String, _ctx: Context| async move {
+                if s.is_empty() {
+                    Err("empty")
+                } else {
+                    Ok(s.len())
+                }
+            })
+            .into_function(),
+        );
+        assert_eq!(
+            block_on(f.call(Payload::Bytes(r#""abc""#.into()), ctx())).unwrap(),
+            b"3"
+        );
+        let err = block_on(f.call(Payload::Bytes(r#""""#.into()), ctx())).unwrap_err();
+        assert_eq!(err.kind(), crate::ErrorKind::Handler);
+    }
+
+    #[test]
+    fn a_struct_with_state_is_a_handler() {
+        struct Add(i64);
+        impl Handler<i64, i64> for Add {
+            async fn call(&self, n: i64, _ctx: Context) -> Result<i64, Error> {
+                Ok(n + self.0)
+            }
+        }
+        let f = typed(Add(10).into_function());
+        assert_eq!(
+            block_on(f.call(Payload::Bytes("1".into()), ctx())).unwrap(),
+            b"11"
+        );
+    }
+
+    #[test]
+    fn bad_input_names_the_field_path() {
+        let err = Payload::Bytes(r#"{"id":1,"lines":[{"qty":"x"}]}"#.into())
+            .deserialize::<Order>()
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), crate::ErrorKind::InvalidInput);
+        assert!(err.message().contains("`lines[0].qty`"), "{err}");
+
+        let err = Payload::Bytes(r#"{"lines":[]}"#.into())
+            .deserialize::<Order>()
+            .err()
+            .unwrap();
+        assert!(err.message().contains("missing field `id`"), "{err}");
+    }
+
+    #[test]
+    fn malformed_json_says_so() {
+        let err = Payload::Bytes(r#"{"id":"#.into())
+            .deserialize::<Order>()
+            .err()
+            .unwrap();
+        assert!(err.message().starts_with("malformed JSON"), "{err}");
+        let err = Payload::Bytes(r#"{"id":1,"lines":[]} trailing"#.into())
+            .deserialize::<Order>()
+            .err()
+            .unwrap();
+        assert!(err.message().starts_with("malformed JSON"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_body_reads_as_null() {
+        let v: Option<u8> = Payload::Bytes(Bytes::new()).deserialize().unwrap();
+        assert_eq!(v, None);
+        let v: () = Payload::Bytes(" \n".into()).deserialize().unwrap();
+        assert_eq!(v, ());
+    }
+
+    #[test]
+    fn order_is_used() {
+        let o: Order = Payload::Bytes(r#"{"id":3,"lines":[]}"#.into())
+            .deserialize()
+            .unwrap();
+        assert_eq!(o.id, 3);
+    }
+}

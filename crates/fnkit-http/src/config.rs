@@ -1,0 +1,292 @@
+//! The HTTP runtime's settings, read from the environment once at start-up.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use fnkit_core::{Error, Platform};
+
+/// How the HTTP runtime listens, limits and stops. [`Config::from_env`] reads it; every field can
+/// also be set directly when embedding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where to listen: `0.0.0.0:$PORT` (8080) locally and on Knative; on OpenFaaS the port of
+    /// `upstream_url` (8082 when absent) on 127.0.0.1, behind the watchdog.
+    pub addr: SocketAddr,
+    /// The largest request body accepted (`FNKIT_MAX_BODY_BYTES`, 6 MiB). Larger ones get 413.
+    pub max_body_bytes: usize,
+    /// How long a handler may run (`FNKIT_TIMEOUT_SECS`, 300 s; on OpenFaaS the watchdog's
+    /// `exec_timeout` when shorter). Past it the request gets 504.
+    pub timeout: Duration,
+    /// How long a client may take to send headers and body (`FNKIT_READ_TIMEOUT_SECS`, 30 s).
+    pub read_timeout: Duration,
+    /// How long in-flight requests may take to finish after SIGTERM
+    /// (`FNKIT_SHUTDOWN_TIMEOUT_SECS`, 25 s; on OpenFaaS the watchdog's `write_timeout`).
+    pub shutdown_timeout: Duration,
+    /// How long to go on accepting new connections after SIGTERM, answering `/ready` with 503
+    /// (`FNKIT_SHUTDOWN_DELAY_SECS`): zero on Knative (its queue-proxy has drained before the
+    /// signal) and locally; on OpenFaaS the watchdog's `healthcheck_interval` + `write_timeout`,
+    /// as it keeps routing traffic that long. Plain Kubernetes wants a few seconds, the time
+    /// endpoints take to drop the pod.
+    pub accept_after_signal: Duration,
+    /// The most requests handled at once (`max_inflight` on OpenFaaS); more get 429.
+    pub max_inflight: Option<usize>,
+    /// Serve `GET /_/health` and `/_/ready` too (OpenFaaS).
+    pub watchdog_paths: bool,
+}
+
+const MIB: usize = 1024 * 1024;
+
+impl Config {
+    /// Reads the settings for `platform` from the environment.
+    ///
+    /// # Errors
+    /// A variable that does not parse (a `PORT` that is not a port, a negative timeout, an
+    /// `upstream_url` without a port ...), named with its value.
+    pub fn from_env(platform: Platform) -> Result<Self, Error> {
+        Self::from_lookup(platform, |name| {
+            std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+        })
+    }
+
+    /// [`Config::from_env`] over any variable lookup.
+    ///
+    /// # Errors
+    /// As [`Config::from_env`].
+    pub fn from_lookup(
+        platform: Platform,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, Error> {
+        let secs = |name: &str, default: u64| -> Result<Duration, Error> {
+            var(name).map_or(Ok(Duration::from_secs(default)), |v| {
+                parse_duration(name, &v)
+            })
+        };
+        let mut config = Self {
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 8080),
+            max_body_bytes: match var("FNKIT_MAX_BODY_BYTES") {
+                None => 6 * MIB,
+                Some(v) => v.trim().parse().map_err(|_| {
+                    bad(
+                        "FNKIT_MAX_BODY_BYTES",
+                        &v,
+                        "a number of bytes, e.g. 6291456",
+                    )
+                })?,
+            },
+            timeout: secs("FNKIT_TIMEOUT_SECS", 300)?,
+            read_timeout: secs("FNKIT_READ_TIMEOUT_SECS", 30)?,
+            shutdown_timeout: secs("FNKIT_SHUTDOWN_TIMEOUT_SECS", 25)?,
+            accept_after_signal: Duration::ZERO,
+            max_inflight: None,
+            watchdog_paths: false,
+        };
+        if platform == Platform::OpenFaas {
+            config.apply_watchdog(&var)?;
+        } else if let Some(port) = var("PORT") {
+            config.addr.set_port(parse_port("PORT", &port)?);
+        }
+        if let Some(delay) = var("FNKIT_SHUTDOWN_DELAY_SECS") {
+            config.accept_after_signal = parse_duration("FNKIT_SHUTDOWN_DELAY_SECS", &delay)?;
+        }
+        if config.timeout.is_zero() {
+            return Err(bad(
+                "FNKIT_TIMEOUT_SECS",
+                "0",
+                "a positive number of seconds",
+            ));
+        }
+        Ok(config)
+    }
+
+    /// of-watchdog's contract (PLATFORMS.md §6): listen where `upstream_url` points, bound the
+    /// handler by `exec_timeout`, limit concurrency by `max_inflight`, and keep accepting after
+    /// SIGTERM for `healthcheck_interval` + `write_timeout`.
+    fn apply_watchdog(&mut self, var: &impl Fn(&str) -> Option<String>) -> Result<(), Error> {
+        let upstream = var("upstream_url").or_else(|| var("http_upstream_url"));
+        let port = match &upstream {
+            Some(url) => upstream_port(url)?,
+            None => var("FNKIT_OPENFAAS_PORT")
+                .map(|p| parse_port("FNKIT_OPENFAAS_PORT", &p))
+                .transpose()?
+                .unwrap_or(8082),
+        };
+        self.addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+        let dur = |name: &str| var(name).map(|v| parse_duration(name, &v)).transpose();
+        let write_timeout = dur("write_timeout")?.unwrap_or(Duration::from_secs(30));
+        let exec_timeout = dur("exec_timeout")?.unwrap_or(Duration::from_secs(30));
+        // exec_timeout = 0 disables the watchdog's limit; ours still applies.
+        if !exec_timeout.is_zero() && var("FNKIT_TIMEOUT_SECS").is_none() {
+            self.timeout = exec_timeout;
+        }
+        let healthcheck = dur("healthcheck_interval")?.unwrap_or(write_timeout);
+        self.accept_after_signal = healthcheck + write_timeout;
+        if var("FNKIT_SHUTDOWN_TIMEOUT_SECS").is_none() {
+            self.shutdown_timeout = write_timeout;
+        }
+        self.max_inflight = match var("max_inflight") {
+            None => None,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(0) => None,
+                Ok(n) => Some(n),
+                Err(_) => return Err(bad("max_inflight", &v, "a whole number (0 = no limit)")),
+            },
+        };
+        self.watchdog_paths = true;
+        Ok(())
+    }
+}
+
+fn bad(name: &str, value: &str, expected: &str) -> Error {
+    Error::invalid_input(format!("{name}={value:?} is not {expected}"))
+}
+
+fn parse_port(name: &str, value: &str) -> Result<u16, Error> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| bad(name, value, "a TCP port (0-65535)"))
+}
+
+/// The port of an `http://host:port[/path]` URL.
+fn upstream_port(url: &str) -> Result<u16, Error> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| bad("upstream_url", url, "an http:// URL with a port"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    match authority.rsplit_once(':') {
+        Some((_, port)) => parse_port("upstream_url", port),
+        None => Ok(80),
+    }
+}
+
+/// Parses seconds (`30`, `0.5`) or a Go duration (`10s`, `1m30s`, `500ms`, `1h`).
+pub(crate) fn parse_duration(name: &str, value: &str) -> Result<Duration, Error> {
+    let err = || {
+        bad(
+            name,
+            value,
+            "a duration such as 30, 0.5, 10s, 1m30s or 500ms",
+        )
+    };
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).map_err(|_| err());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = v;
+    if rest.is_empty() {
+        return Err(err());
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
+        let (num, tail) = rest.split_at(digits);
+        let num: f64 = num.parse().map_err(|_| err())?;
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale = match unit {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return Err(err()),
+        };
+        total += Duration::try_from_secs_f64(num * scale).map_err(|_| err())?;
+        rest = tail;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |n| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| (*v).to_owned())
+        }
+    }
+
+    #[test]
+    fn defaults_listen_on_all_interfaces_port_8080() {
+        let c = Config::from_lookup(Platform::Local, env(&[])).unwrap();
+        assert_eq!(c.addr, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(c.max_body_bytes, 6 * 1024 * 1024);
+        assert_eq!(c.timeout, Duration::from_secs(300));
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(25));
+        assert_eq!(c.accept_after_signal, Duration::ZERO);
+        assert_eq!(c.max_inflight, None);
+    }
+
+    #[test]
+    fn port_and_limits_come_from_the_environment() {
+        let c = Config::from_lookup(
+            Platform::Knative,
+            env(&[
+                ("PORT", "9000"),
+                ("FNKIT_MAX_BODY_BYTES", "1024"),
+                ("FNKIT_TIMEOUT_SECS", "0.25"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.addr.port(), 9000);
+        assert_eq!(c.max_body_bytes, 1024);
+        assert_eq!(c.timeout, Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_bad_port_is_an_error_naming_the_variable() {
+        let err = Config::from_lookup(Platform::Local, env(&[("PORT", "http")])).unwrap_err();
+        assert!(err.message().contains("PORT=\"http\""), "{err}");
+    }
+
+    #[test]
+    fn openfaas_listens_on_the_upstream_port_on_loopback() {
+        let c = Config::from_lookup(
+            Platform::OpenFaas,
+            env(&[
+                ("upstream_url", "http://127.0.0.1:8099"),
+                ("PORT", "8080"),
+                ("exec_timeout", "10s"),
+                ("write_timeout", "15s"),
+                ("healthcheck_interval", "5s"),
+                ("max_inflight", "3"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.addr, "127.0.0.1:8099".parse().unwrap());
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!(c.accept_after_signal, Duration::from_secs(20));
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(15));
+        assert_eq!(c.max_inflight, Some(3));
+        assert!(c.watchdog_paths);
+    }
+
+    #[test]
+    fn openfaas_without_upstream_url_uses_8082() {
+        let c = Config::from_lookup(Platform::OpenFaas, env(&[])).unwrap();
+        assert_eq!(c.addr, "127.0.0.1:8082".parse().unwrap());
+        // healthcheck_interval defaults to write_timeout (30 s).
+        assert_eq!(c.accept_after_signal, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn go_durations_parse() {
+        let p = |v| parse_duration("x", v).unwrap();
+        assert_eq!(p("10s"), Duration::from_secs(10));
+        assert_eq!(p("1m30s"), Duration::from_secs(90));
+        assert_eq!(p("500ms"), Duration::from_millis(500));
+        assert_eq!(p("2"), Duration::from_secs(2));
+        assert!(parse_duration("x", "ten").is_err());
+        assert!(parse_duration("x", "-1").is_err());
+        assert!(parse_duration("x", "5d").is_err());
+    }
+}

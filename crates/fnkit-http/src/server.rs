@@ -1,0 +1,151 @@
+//! Listening, accepting, and shutting down gracefully.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fnkit_core::{Error, ErrorKind, Function, FunctionInfo, Platform};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::service::{handle, State};
+use crate::Config;
+
+/// Serves `function` over HTTP on the platform `info` names, with settings from the
+/// environment ([`Config::from_env`]), until SIGTERM or SIGINT.
+///
+/// # Errors
+/// A setting that does not parse, an address that cannot be bound, or signal handlers that
+/// cannot be installed.
+pub async fn serve(function: Function, info: Arc<FunctionInfo>) -> Result<(), Error> {
+    let config = Config::from_env(info.platform)?;
+    serve_with(function, info, config, shutdown_signal()?).await
+}
+
+/// Resolves at the first SIGTERM or SIGINT. Handled explicitly: as PID 1 in a `FROM scratch`
+/// image, an unhandled SIGTERM would be ignored.
+///
+/// # Errors
+/// When the signal handlers cannot be installed.
+pub fn shutdown_signal() -> Result<impl Future<Output = ()>, Error> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(Error::internal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::internal)?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
+            _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
+        }
+    })
+}
+
+/// [`serve`] with explicit settings and shutdown trigger, for embedding and tests.
+///
+/// After `shutdown` resolves: readiness answers 503; new connections are still accepted for
+/// [`Config::accept_after_signal`] (OpenFaaS) and then refused; in-flight requests finish, for
+/// up to [`Config::shutdown_timeout`]; idle keep-alive connections are closed; then it returns
+/// `Ok(())`.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn serve_with(
+    function: Function,
+    info: Arc<FunctionInfo>,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    let addr = config.addr;
+    let listener = bind(addr)?;
+    let platform = info.platform;
+    let state = Arc::new(State::new(function, info, config));
+    if platform == Platform::Local {
+        tracing::info!(
+            platform = platform.as_str(),
+            "listening on http://{addr} (local mode: POST JSON to http://localhost:{}/)",
+            addr.port()
+        );
+    } else {
+        tracing::info!(platform = platform.as_str(), "listening on http://{addr}");
+    }
+
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(state.config.read_timeout);
+    let graceful = GracefulShutdown::new();
+
+    tokio::pin!(shutdown);
+    accept_until(&listener, &builder, &graceful, &state, &mut shutdown).await;
+    state.begin_shutdown();
+    let linger = state.config.accept_after_signal;
+    if !linger.is_zero() {
+        tracing::info!("still accepting for {linger:?} as the platform keeps routing traffic");
+        let deadline = tokio::time::sleep(linger);
+        tokio::pin!(deadline);
+        accept_until(&listener, &builder, &graceful, &state, &mut deadline).await;
+    }
+    drop(listener);
+
+    let open = graceful.count();
+    tracing::info!(open_connections = open, "draining");
+    match tokio::time::timeout(state.config.shutdown_timeout, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("drained; exiting"),
+        Err(_) => tracing::warn!(
+            "connections still busy after {:?} (FNKIT_SHUTDOWN_TIMEOUT_SECS); exiting",
+            state.config.shutdown_timeout
+        ),
+    }
+    Ok(())
+}
+
+fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
+    let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("cannot listen on {addr}: {e} (set PORT to another port)"),
+        )
+        .with_source(e)
+    })?;
+    std_listener
+        .set_nonblocking(true)
+        .map_err(Error::internal)?;
+    TcpListener::from_std(std_listener).map_err(Error::internal)
+}
+
+async fn accept_until<F: Future<Output = ()> + Unpin>(
+    listener: &TcpListener,
+    builder: &auto::Builder<TokioExecutor>,
+    graceful: &GracefulShutdown,
+    state: &Arc<State>,
+    stop: &mut F,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut *stop => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let state = state.clone();
+                    let service = service_fn(move |req| handle(state.clone(), req));
+                    let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    let conn = graceful.watch(conn);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!("connection ended with an error: {e}");
+                        }
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+}

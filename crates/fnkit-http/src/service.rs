@@ -1,0 +1,473 @@
+//! One request, start to finish: health and probes, limits, the three handler shapes, errors.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Instant;
+
+use bytes::Bytes;
+use cloudevents::{AttributesReader, AttributesWriter, Data, Event, EventBuilder};
+use fnkit_core::{
+    Body, BoxFuture, Context, Error, ErrorKind, Function, FunctionInfo, Payload, TraceContext,
+};
+use http::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
+use http::request::Parts;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use tracing::Instrument;
+
+use crate::cloudevents::{self as ce, Mode};
+use crate::Config;
+
+/// What every connection shares.
+pub(crate) struct State {
+    function: Function,
+    info: Arc<FunctionInfo>,
+    pub(crate) config: Config,
+    started: Instant,
+    shutting_down: AtomicBool,
+    inflight: AtomicUsize,
+}
+
+type Reply = Response<Full<Bytes>>;
+
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+impl State {
+    pub(crate) fn new(function: Function, info: Arc<FunctionInfo>, config: Config) -> Self {
+        Self {
+            function,
+            info,
+            config,
+            started: Instant::now(),
+            shutting_down: AtomicBool::new(false),
+            inflight: AtomicUsize::new(0),
+        }
+    }
+
+    /// Marks the start of shutdown: readiness answers 503 from now on.
+    pub(crate) fn begin_shutdown(&self) {
+        self.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    fn ready(&self) -> bool {
+        !self.shutting_down.load(Ordering::SeqCst)
+    }
+}
+
+/// Serves one request. Never fails: every problem is an HTTP answer.
+pub(crate) async fn handle(
+    state: Arc<State>,
+    req: Request<hyper::body::Incoming>,
+) -> Result<Reply, Infallible> {
+    if let Some(reply) = state.answer_platform_paths(&req) {
+        return Ok(reply);
+    }
+    let Some(_slot) = InflightSlot::take(&state) else {
+        let err = Error::new(
+            ErrorKind::TooManyRequests,
+            format!(
+                "{} requests are in flight already (max_inflight)",
+                state.config.max_inflight.unwrap_or(0)
+            ),
+        );
+        return Ok(error_reply(&err));
+    };
+    let request_id = header_str(req.headers(), "x-request-id")
+        .or_else(|| header_str(req.headers(), "ce-id"))
+        .map_or_else(fnkit_core::new_id, str::to_owned);
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let reply = state
+        .dispatch(req, request_id)
+        .instrument(span.clone())
+        .await
+        .unwrap_or_else(|e| {
+            span.in_scope(|| log_error(&e));
+            error_reply(&e)
+        });
+    span.in_scope(|| {
+        tracing::debug!(
+            method = %method,
+            path = %path,
+            status = reply.status().as_u16(),
+            duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "request served"
+        );
+    });
+    Ok(reply)
+}
+
+/// Counts a request in flight for as long as it lives.
+struct InflightSlot<'a>(&'a AtomicUsize);
+
+impl<'a> InflightSlot<'a> {
+    fn take(state: &'a State) -> Option<Self> {
+        let previous = state.inflight.fetch_add(1, Ordering::AcqRel);
+        let slot = Self(&state.inflight);
+        match state.config.max_inflight {
+            Some(max) if previous >= max => None,
+            _ => Some(slot),
+        }
+    }
+}
+
+impl Drop for InflightSlot<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn log_error(e: &Error) {
+    let status = e.status().as_u16();
+    match e.kind() {
+        // The message of an input error may quote the input: keep it out of the logs.
+        ErrorKind::InvalidInput | ErrorKind::InvalidEvent => {
+            tracing::info!(status, error = e.kind().as_str(), "request rejected");
+        }
+        _ if status >= 500 => {
+            tracing::error!(status, error = e.kind().as_str(), "{}", e.message());
+        }
+        _ => tracing::warn!(status, error = e.kind().as_str(), "{}", e.message()),
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| !s.is_empty())
+}
+
+fn json_reply(status: StatusCode, body: Vec<u8>) -> Reply {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    r.headers_mut().insert(CONTENT_TYPE, JSON);
+    r
+}
+
+/// The JSON error body with the error's status.
+pub(crate) fn error_reply(e: &Error) -> Reply {
+    let mut r = json_reply(e.status(), e.to_json());
+    if e.kind() == ErrorKind::MethodNotAllowed {
+        r.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+    }
+    r
+}
+
+impl State {
+    /// Health, readiness and probes: answered here, never by the handler.
+    fn answer_platform_paths<B>(&self, req: &Request<B>) -> Option<Reply> {
+        let path = req.uri().path();
+        let probe = req.headers().contains_key("k-kubelet-probe")
+            || header_str(req.headers(), USER_AGENT.as_str())
+                .is_some_and(|ua| ua.starts_with("kube-probe/"));
+        let watchdog = self.config.watchdog_paths;
+        if path == "/health" && !probe {
+            return Some(self.health());
+        }
+        if probe || path == "/ready" || (watchdog && (path == "/_/health" || path == "/_/ready")) {
+            return Some(self.readiness());
+        }
+        None
+    }
+
+    fn health(&self) -> Reply {
+        let body = serde_json::json!({
+            "status": "ok",
+            "function": self.info.name,
+            "version": self.info.version,
+            "platform": self.info.platform.as_str(),
+            "fnkit": env!("CARGO_PKG_VERSION"),
+            "uptime_secs": self.started.elapsed().as_secs_f64(),
+        });
+        json_reply(StatusCode::OK, body.to_string().into_bytes())
+    }
+
+    fn readiness(&self) -> Reply {
+        if self.ready() {
+            json_reply(StatusCode::OK, br#"{"status":"ready"}"#.to_vec())
+        } else {
+            json_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                br#"{"status":"shutting down"}"#.to_vec(),
+            )
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        req: Request<hyper::body::Incoming>,
+        request_id: String,
+    ) -> Result<Reply, Error> {
+        let (parts, body) = req.into_parts();
+        let takes_events = !matches!(self.function, Function::Http(_));
+        if takes_events && parts.method != Method::POST {
+            return Err(Error::new(
+                ErrorKind::MethodNotAllowed,
+                format!(
+                    "{} {} is not served: send the input as a POST",
+                    parts.method,
+                    parts.uri.path()
+                ),
+            ));
+        }
+        let body = self.read_body(&parts, body).await?;
+        let ctx = self.context(request_id, &parts.headers);
+        match &self.function {
+            Function::Typed(f) => {
+                self.typed(&parts, body, ctx, |payload, ctx| f.call(payload, ctx))
+                    .await
+            }
+            Function::Event(f) => {
+                self.events(&parts, body, ctx, |event, ctx| f.call(event, ctx))
+                    .await
+            }
+            Function::Http(f) => {
+                let req = Request::from_parts(parts, Body::from(body));
+                let resp = self.invoke(f.call(req, ctx)).await?;
+                let (parts, body) = resp.into_parts();
+                Ok(Response::from_parts(parts, Full::new(body.into_bytes())))
+            }
+        }
+    }
+
+    /// Reads the whole body within the size limit and the read timeout.
+    async fn read_body(&self, parts: &Parts, body: hyper::body::Incoming) -> Result<Bytes, Error> {
+        let max = self.config.max_body_bytes;
+        let too_large = || {
+            Error::new(
+                ErrorKind::PayloadTooLarge,
+                format!("the request body is larger than {max} bytes (FNKIT_MAX_BODY_BYTES)"),
+            )
+        };
+        let declared = parts
+            .headers
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > max as u64) {
+            return Err(too_large());
+        }
+        let read = Limited::new(body, max).collect();
+        match tokio::time::timeout(self.config.read_timeout, read).await {
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) if e.is::<LengthLimitError>() => Err(too_large()),
+            Ok(Err(e)) => Err(Error::invalid_input(format!(
+                "the request body could not be read: {e}"
+            ))),
+            Err(_) => Err(Error::new(
+                ErrorKind::RequestTimeout,
+                format!(
+                    "the request body did not arrive within {:?} (FNKIT_READ_TIMEOUT_SECS)",
+                    self.config.read_timeout
+                ),
+            )),
+        }
+    }
+
+    fn context(&self, request_id: String, headers: &HeaderMap) -> Context {
+        let trace = TraceContext {
+            traceparent: header_str(headers, "traceparent").map(str::to_owned),
+            tracestate: header_str(headers, "tracestate").map(str::to_owned),
+            xray_trace_id: header_str(headers, "x-amzn-trace-id").map(str::to_owned),
+        };
+        Context::new(self.info.clone(), request_id)
+            .with_timeout(self.config.timeout)
+            .with_trace(trace)
+            .with_headers(headers.clone())
+    }
+
+    /// Runs a handler future within the timeout, turning a panic into an error.
+    async fn invoke<T>(&self, fut: BoxFuture<'_, Result<T, Error>>) -> Result<T, Error> {
+        let timeout = self.config.timeout;
+        match tokio::time::timeout(timeout, CatchUnwind(fut)).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(message)) => Err(Error::new(
+                ErrorKind::Panic,
+                format!("the handler panicked: {message}"),
+            )),
+            Err(_) => Err(Error::new(
+                ErrorKind::Timeout,
+                format!("the handler did not finish within {timeout:?} (FNKIT_TIMEOUT_SECS)"),
+            )),
+        }
+    }
+
+    async fn typed<'a, F>(
+        &'a self,
+        parts: &Parts,
+        body: Bytes,
+        ctx: Context,
+        call: F,
+    ) -> Result<Reply, Error>
+    where
+        F: Fn(Payload, Context) -> BoxFuture<'a, Result<Vec<u8>, Error>>,
+    {
+        let Some(mode) = ce::detect(&parts.headers)? else {
+            if let Some(mt) = ce::media_type(&parts.headers) {
+                if !ce::is_json(&mt) {
+                    return Err(Error::new(
+                        ErrorKind::UnsupportedMediaType,
+                        format!("Content-Type {mt} is not accepted: send application/json or a CloudEvent"),
+                    ));
+                }
+            }
+            let out = self.invoke(call(Payload::Bytes(body), ctx)).await?;
+            return Ok(json_reply(StatusCode::OK, out));
+        };
+        let events = ce::decode(mode, &parts.headers, body)?;
+        let mut replies = Vec::with_capacity(events.len());
+        for event in events {
+            let (event, payload) = split_data(event);
+            let ctx = event_context(ctx.clone(), &event);
+            let out = self.invoke(call(payload, ctx.clone())).await?;
+            let reply = ctx
+                .reply_to(&event)
+                .data("application/json", Data::Binary(out))
+                .build()
+                .map_err(|e| Error::internal(e.to_string()))?;
+            replies.push(reply);
+        }
+        self.event_reply(mode, replies)
+    }
+
+    async fn events<'a, F>(
+        &'a self,
+        parts: &Parts,
+        body: Bytes,
+        ctx: Context,
+        call: F,
+    ) -> Result<Reply, Error>
+    where
+        F: Fn(Event, Context) -> BoxFuture<'a, Result<Option<Event>, Error>>,
+    {
+        let Some(mode) = ce::detect(&parts.headers)? else {
+            return Err(Error::invalid_event(
+                "this function takes CloudEvents: send ce-specversion, ce-id, ce-source and ce-type headers (binary mode) or Content-Type application/cloudevents+json",
+            ));
+        };
+        let events = ce::decode(mode, &parts.headers, body)?;
+        let mut replies = Vec::with_capacity(events.len());
+        for event in events {
+            let ctx = event_context(ctx.clone(), &attributes_of(&event));
+            if let Some(reply) = self.invoke(call(event, ctx)).await? {
+                replies.push(reply);
+            }
+        }
+        self.event_reply(mode, replies)
+    }
+
+    fn event_reply(&self, mode: Mode, replies: Vec<Event>) -> Result<Reply, Error> {
+        if replies.is_empty() {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::ACCEPTED;
+            return Ok(r);
+        }
+        let encoded = if mode == Mode::Batch {
+            ce::encode(Mode::Batch, replies)?
+        } else if replies.len() == 1 {
+            ce::encode(mode, replies)?
+        } else {
+            return Err(Error::internal("one event in, several replies out"));
+        };
+        let mut r = Response::new(Full::new(Bytes::from(encoded.body)));
+        *r.headers_mut() = encoded.headers;
+        Ok(r)
+    }
+}
+
+/// The event's data as a typed payload, and the event without it.
+fn split_data(mut event: Event) -> (Event, Payload) {
+    let (ct, schema, data) = event.take_data();
+    event.set_datacontenttype(ct);
+    event.set_dataschema(schema);
+    let payload = match data {
+        None => Payload::Json(serde_json::Value::Null),
+        Some(Data::Json(v)) => Payload::Json(v),
+        Some(Data::Binary(b)) => Payload::Bytes(Bytes::from(b)),
+        Some(Data::String(s)) => Payload::Json(serde_json::Value::String(s)),
+    };
+    (event, payload)
+}
+
+/// A copy of the event's attributes and extensions, without its data.
+fn attributes_of(event: &Event) -> Event {
+    let mut copy = Event::default();
+    copy.set_id(event.id());
+    copy.set_source(event.source().clone());
+    copy.set_type(event.ty());
+    copy.set_subject(event.subject());
+    copy.set_time(event.time().copied());
+    copy.set_datacontenttype(event.datacontenttype());
+    copy.set_dataschema(event.dataschema().cloned());
+    for (name, value) in event.iter_extensions() {
+        copy.set_extension(name, value.clone());
+    }
+    copy
+}
+
+fn event_context(ctx: Context, event: &Event) -> Context {
+    let mut trace = ctx.trace().clone();
+    if trace.traceparent.is_none() {
+        trace.traceparent = event.extension("traceparent").map(ToString::to_string);
+        trace.tracestate = event.extension("tracestate").map(ToString::to_string);
+    }
+    ctx.with_trace(trace)
+        .with_event(Arc::new(attributes_of(event)))
+}
+
+/// Polls a future, turning a panic inside it into `Err(message)`.
+struct CatchUnwind<F>(F);
+
+impl<F: Future + Unpin> Future for CatchUnwind<F> {
+    type Output = Result<F::Output, String>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let inner = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a non-string panic payload".to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panicking_future_becomes_an_error_with_its_message() {
+        let fut: BoxFuture<'static, u8> = Box::pin(async { panic!("boom {}", 7) });
+        let result = CatchUnwind(fut).await;
+        assert_eq!(result.unwrap_err(), "boom 7");
+    }
+
+    #[test]
+    fn split_data_keeps_the_content_type_on_the_event() {
+        let mut e = Event::default();
+        e.set_data("application/json", serde_json::json!({"a": 1}));
+        let (e, payload) = split_data(e);
+        assert_eq!(e.datacontenttype(), Some("application/json"));
+        assert!(e.data().is_none());
+        assert!(matches!(payload, Payload::Json(_)));
+    }
+}

@@ -1,0 +1,360 @@
+//! The invocation loop: `/next`, run the handler (bounded by the deadline, panics caught),
+//! `/response` or `/error`, and again (PLATFORMS.md §1.1–1.6).
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, StatusCode};
+use tracing::Instrument;
+
+use fnkit_core::{Context, Error, ErrorKind, Function, FunctionInfo, Payload, TraceContext};
+
+use crate::client::{Diagnostic, RuntimeApi};
+use crate::LambdaContext;
+
+/// Lambda's limit on a buffered response payload (§1.9).
+pub(crate) const MAX_RESPONSE_BYTES: usize = 6_291_456;
+
+/// How long before the deadline the handler is stopped, so the `Timeout` error reaches the
+/// Runtime API before Lambda ends the sandbox.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
+
+const REQUEST_ID: &str = "lambda-runtime-aws-request-id";
+const DEADLINE_MS: &str = "lambda-runtime-deadline-ms";
+const FUNCTION_ARN: &str = "lambda-runtime-invoked-function-arn";
+const TRACE_ID: &str = "lambda-runtime-trace-id";
+const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
+const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
+const TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
+
+/// Serves invocations until the Runtime API fails.
+pub(crate) async fn run(
+    api: &mut RuntimeApi,
+    function: &Function,
+    info: &Arc<FunctionInfo>,
+) -> Result<(), Error> {
+    loop {
+        let next = api.next().await?;
+        if !next.status().is_success() {
+            // 500 means "container error, exit promptly" (§1.1); anything else is as fatal here.
+            return Err(Error::internal(format!(
+                "the Runtime API answered /next with {}",
+                next.status()
+            )));
+        }
+        let (parts, payload) = next.into_parts();
+        let request_id = header_str(&parts.headers, REQUEST_ID)
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic() && b != b'/'))
+            .ok_or_else(|| {
+                Error::internal("the Runtime API sent an event without a valid Lambda-Runtime-Aws-Request-Id")
+            })?
+            .to_owned();
+        let span = tracing::info_span!("invoke", request_id = %request_id);
+        invoke_once(api, function, info, &request_id, &parts.headers, payload)
+            .instrument(span)
+            .await?;
+    }
+}
+
+async fn invoke_once(
+    api: &mut RuntimeApi,
+    function: &Function,
+    info: &Arc<FunctionInfo>,
+    request_id: &str,
+    headers: &HeaderMap,
+    payload: Bytes,
+) -> Result<(), Error> {
+    let trace_id = header_str(headers, TRACE_ID).map(str::to_owned);
+    // §1.2 / §7 #9: the X-Ray header of this invoke, and only of this one.
+    set_trace_env(trace_id.as_deref());
+
+    let outcome = match context(info, request_id, headers, trace_id) {
+        Ok(ctx) => run_handler(function, payload, ctx).await,
+        Err(e) => Err(e),
+    };
+    let outcome = outcome.and_then(|body| {
+        if body.len() > MAX_RESPONSE_BYTES {
+            Err(too_large(body.len()))
+        } else {
+            Ok(body)
+        }
+    });
+    match outcome {
+        Ok(body) => {
+            let status = api.respond(request_id, body).await?;
+            if status == StatusCode::PAYLOAD_TOO_LARGE {
+                // §7 #13: the Runtime API refused the payload; say so rather than lose it.
+                report(api, request_id, &Error::new(ErrorKind::PayloadTooLarge, "the Runtime API refused the response as too large (413)")).await?;
+            } else if !status.is_success() {
+                log_refusal("/response", status);
+            }
+        }
+        Err(e) => report(api, request_id, &e).await?,
+    }
+    Ok(())
+}
+
+async fn report(api: &mut RuntimeApi, request_id: &str, e: &Error) -> Result<(), Error> {
+    let error_type = e.kind().as_str();
+    tracing::error!(error_type, "{}", e.message());
+    let status = api
+        .invocation_error(
+            request_id,
+            &Diagnostic {
+                error_type,
+                error_message: e.message(),
+            },
+        )
+        .await?;
+    if !status.is_success() {
+        log_refusal("/error", status);
+    }
+    Ok(())
+}
+
+fn log_refusal(endpoint: &str, status: StatusCode) {
+    if status == StatusCode::GONE {
+        tracing::error!(%status, "the Runtime API refused {endpoint}: the invocation timed out or the response was stale");
+    } else {
+        tracing::error!(%status, "the Runtime API refused {endpoint}");
+    }
+}
+
+fn too_large(len: usize) -> Error {
+    Error::new(
+        ErrorKind::PayloadTooLarge,
+        format!("the response is {len} bytes; Lambda accepts at most {MAX_RESPONSE_BYTES}"),
+    )
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn set_trace_env(trace_id: Option<&str>) {
+    // The facade's runtime is single-threaded and nothing else in fnkit reads the environment
+    // while a handler runs; this is what every Lambda runtime does (lambda_runtime included).
+    match trace_id {
+        Some(id) => std::env::set_var("_X_AMZN_TRACE_ID", id),
+        None => std::env::remove_var("_X_AMZN_TRACE_ID"),
+    }
+}
+
+/// Builds the handler's [`Context`] from the `/next` headers (§1.2). A malformed optional
+/// header is an invocation error, never the end of the runtime.
+fn context(
+    info: &Arc<FunctionInfo>,
+    request_id: &str,
+    headers: &HeaderMap,
+    trace_id: Option<String>,
+) -> Result<Context, Error> {
+    let deadline_ms = header_str(headers, DEADLINE_MS)
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(absolute_deadline_ms);
+    let json_header = |name: &str, label: &str| -> Result<Option<serde_json::Value>, Error> {
+        match header_str(headers, name) {
+            None => Ok(None),
+            Some(raw) => serde_json::from_str(raw).map(Some).map_err(|e| {
+                Error::invalid_input(format!("the {label} header is not JSON: {e}"))
+            }),
+        }
+    };
+    let client_context = json_header(CLIENT_CONTEXT, "Lambda-Runtime-Client-Context")?;
+    let identity = json_header(COGNITO_IDENTITY, "Lambda-Runtime-Cognito-Identity")?;
+    let mut ctx = Context::new(info.clone(), request_id).with_trace(TraceContext {
+        xray_trace_id: trace_id.clone(),
+        ..TraceContext::default()
+    });
+    if let Some(ms) = deadline_ms {
+        ctx = ctx.with_deadline(UNIX_EPOCH + Duration::from_millis(ms));
+    }
+    ctx.extensions_mut().insert(LambdaContext {
+        request_id: request_id.to_owned(),
+        deadline_ms,
+        invoked_function_arn: header_str(headers, FUNCTION_ARN).unwrap_or_default().to_owned(),
+        xray_trace_id: trace_id,
+        client_context,
+        identity,
+        tenant_id: header_str(headers, TENANT_ID).map(str::to_owned),
+    });
+    Ok(ctx)
+}
+
+/// Lambda sends the deadline in ms since the Unix epoch. A value before 2001 cannot be one:
+/// cargo-lambda's emulator sends its timeout there (`600000`); read such a value as a duration
+/// from now, so handlers get a usable deadline under the emulator too.
+fn absolute_deadline_ms(ms: u64) -> u64 {
+    const EPOCH_MS_2001: u64 = 1_000_000_000_000;
+    if ms >= EPOCH_MS_2001 {
+        return ms;
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or_default();
+    now.saturating_add(ms)
+}
+
+/// Runs the handler of whatever shape, bounded by the deadline, with panics caught.
+async fn run_handler(function: &Function, payload: Bytes, ctx: Context) -> Result<Bytes, Error> {
+    let deadline = ctx.deadline();
+    let call = CatchUnwind(Box::pin(dispatch(function, payload, ctx)));
+    let result = match deadline {
+        None => call.await,
+        Some(deadline) => {
+            let left = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+                .saturating_sub(DEADLINE_MARGIN);
+            match tokio::time::timeout(left, call).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Err(Error::new(
+                        ErrorKind::Timeout,
+                        "the handler ran past the invocation's deadline and was stopped",
+                    ))
+                }
+            }
+        }
+    };
+    result.unwrap_or_else(|panic| {
+        Err(Error::new(
+            ErrorKind::Panic,
+            match panic_message(&*panic) {
+                Some(msg) => format!("Lambda panicked: {msg}"),
+                None => "Lambda panicked".to_owned(),
+            },
+        ))
+    })
+}
+
+async fn dispatch(function: &Function, payload: Bytes, ctx: Context) -> Result<Bytes, Error> {
+    match function {
+        Function::Typed(f) => f.call(Payload::Bytes(payload), ctx).await.map(Bytes::from),
+        Function::Http(f) => crate::http_event::handle(f.as_ref(), payload, ctx).await,
+        #[cfg(feature = "cloudevents")]
+        Function::Event(f) => crate::cloudevent::handle(f.as_ref(), payload, ctx).await,
+        #[allow(unreachable_patterns)]
+        _ => Err(crate::unsupported_shape()),
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> Option<&str> {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+}
+
+/// Polls a future inside `catch_unwind`: a panic in the handler (in its synchronous part or in
+/// any later poll) becomes an `Err` with the panic payload.
+struct CatchUnwind<'a, T>(Pin<Box<dyn Future<Output = T> + Send + 'a>>);
+
+impl<T> Future for CatchUnwind<'_, T> {
+    type Output = Result<T, Box<dyn Any + Send>>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let fut = self.0.as_mut();
+        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
+            Err(panic) => Poll::Ready(Err(panic)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fnkit_core::{IntoFunction, Platform};
+
+    fn info() -> Arc<FunctionInfo> {
+        Arc::new(FunctionInfo::from_lookup(Platform::Lambda, |_| None))
+    }
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_panic_becomes_a_panic_error_with_its_message() {
+        let f = (|n: u32, _ctx: Context| async move {
+            if n == 0 {
+                panic!("zero is not allowed");
+            }
+            Ok::<_, Error>(n)
+        })
+        .into_function();
+        let ctx = Context::new(info(), "r");
+        let e = rt()
+            .block_on(run_handler(&f, Bytes::from_static(b"0"), ctx))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Panic);
+        assert_eq!(e.message(), "Lambda panicked: zero is not allowed");
+    }
+
+    #[test]
+    fn a_handler_past_the_deadline_is_stopped_with_timeout() {
+        let f = (|(): (), _ctx: Context| async move {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            Ok::<_, Error>(())
+        })
+        .into_function();
+        let ctx = Context::new(info(), "r").with_timeout(Duration::from_millis(120));
+        let started = std::time::Instant::now();
+        let e = rt()
+            .block_on(run_handler(&f, Bytes::new(), ctx))
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Timeout);
+        assert!(started.elapsed() < Duration::from_millis(120), "{:?}", started.elapsed());
+    }
+
+    #[test]
+    fn headers_fill_the_context() {
+        let mut h = HeaderMap::new();
+        h.insert(DEADLINE_MS, "1700000000123".parse().unwrap());
+        h.insert(FUNCTION_ARN, "arn:aws:lambda:us-east-1:1:function:f:live".parse().unwrap());
+        h.insert(CLIENT_CONTEXT, r#"{"custom":{"a":"b"}}"#.parse().unwrap());
+        h.insert(COGNITO_IDENTITY, r#"{"identity_id":"i"}"#.parse().unwrap());
+        let ctx = context(&info(), "id-1", &h, Some("Root=1-a;Sampled=1".into())).unwrap();
+        assert_eq!(ctx.deadline_ms(), Some(1_700_000_000_123));
+        assert_eq!(ctx.trace().xray_trace_id.as_deref(), Some("Root=1-a;Sampled=1"));
+        let lc = ctx.extensions().get::<LambdaContext>().unwrap();
+        assert_eq!(lc.invoked_function_arn, "arn:aws:lambda:us-east-1:1:function:f:live");
+        assert_eq!(lc.client_context.as_ref().unwrap()["custom"]["a"], "b");
+        assert_eq!(lc.identity.as_ref().unwrap()["identity_id"], "i");
+    }
+
+    #[test]
+    fn a_malformed_client_context_is_an_invocation_error() {
+        let mut h = HeaderMap::new();
+        h.insert(CLIENT_CONTEXT, "{not json".parse().unwrap());
+        let e = context(&info(), "id-1", &h, None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidInput);
+        assert!(e.message().contains("Lambda-Runtime-Client-Context"), "{e}");
+    }
+
+    #[test]
+    fn a_relative_deadline_from_an_emulator_is_read_from_now() {
+        let mut h = HeaderMap::new();
+        h.insert(DEADLINE_MS, "600000".parse().unwrap());
+        let ctx = context(&info(), "id-1", &h, None).unwrap();
+        let left = ctx.remaining_time().unwrap();
+        assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600), "{left:?}");
+    }
+
+    #[test]
+    fn a_missing_deadline_is_no_deadline() {
+        let ctx = context(&info(), "id-1", &HeaderMap::new(), None).unwrap();
+        assert_eq!(ctx.deadline(), None);
+    }
+}

@@ -1,0 +1,196 @@
+//! fnkit's AWS Lambda adapter: runs any fnkit handler as a Lambda custom runtime
+//! (`provided.al2023`), through the [Lambda Runtime API].
+//!
+//! Users do not call this crate: `fnkit::run` calls [`serve`] when `AWS_LAMBDA_RUNTIME_API` is
+//! set. What each handler shape means on Lambda:
+//!
+//! | shape | input | output |
+//! |---|---|---|
+//! | typed (`fnkit::run(f)`) | the event payload, deserialised into `In` | `Out` as JSON, the response payload |
+//! | HTTP (`fnkit::http(f)`) | an API Gateway REST (v1), HTTP API (v2), ALB or Function URL event, as `http::Request` | the response in the shape that event source expects |
+//! | CloudEvent (`fnkit::events(f)`) | a structured CloudEvent, or an EventBridge event turned into one | the reply event as structured JSON, or `null` |
+//!
+//! Errors go to `/runtime/invocation/{id}/error` as `{"errorType","errorMessage"}` where
+//! `errorType` is the fnkit [`ErrorKind`] name (`InvalidInput`, `HandlerError`, `Panic`,
+//! `Timeout`, ...). A panicking handler is reported as `Panic` with `errorMessage` starting
+//! `Lambda panicked: `, and the runtime goes on to the next event. A handler still running
+//! 50 ms before the invocation's deadline is stopped and reported as `Timeout`, before Lambda
+//! ends the sandbox.
+//!
+//! Before the first `/next`, the runtime checks its environment: a missing
+//! `AWS_LAMBDA_FUNCTION_NAME`, `_VERSION` or `_MEMORY_SIZE`, or a handler shape this binary was
+//! built without, is posted to `/runtime/init/error` (`errorType` `Runtime.InvalidConfig` or
+//! `Runtime.InitError`, the message naming the variable or feature) and [`serve`] returns the
+//! error, so the process exits non-zero.
+//!
+//! The [`LambdaContext`] in `Context::extensions()` carries what only Lambda gives: the invoked
+//! function ARN, X-Ray trace header, client context, Cognito identity. `_X_AMZN_TRACE_ID` is set
+//! to each invocation's trace header (and removed when there is none).
+//!
+//! ## Why not `lambda_runtime`
+//! The runtime loop here is fnkit's own, about 300 lines on hyper's HTTP/1.1 client, rather than
+//! `lambda_runtime` 1.5. Its behaviour is the same where `lambda_runtime` is right; it differs
+//! where fnkit's contract (PLATFORMS.md §1.5–1.6) needs it to, in places a wrapper cannot reach:
+//! - `lambda_runtime` `expect()`s `AWS_LAMBDA_FUNCTION_*`, the `Lambda-Runtime-Deadline-Ms` and
+//!   request id headers (a panic, so Lambda reports `Runtime.ExitError`), and ends the process on
+//!   a malformed client-context or Cognito header, all inside `Runtime::new`/`run` before any
+//!   user layer sees the event; it has no public way to post `/runtime/init/error`.
+//! - It ignores a non-2xx answer to `/response` (a 413 for a too-large payload is only logged):
+//!   fnkit checks the 6 MB limit itself and reports `PayloadTooLarge`.
+//! - It deserialises the payload into a Rust type and serialises the response with serde; fnkit's
+//!   handlers take and give JSON bytes, so going through it would cost a `RawValue` copy and
+//!   validation each way.
+//! - Measured (`make bench`, static musl, fat LTO): the fnkit `hello` binary, with every
+//!   platform, starts (exec to first `GET /next`) faster than a bare `lambda_runtime` hello and
+//!   holds less memory; see `sam/README.md` for the figures. It needs no tower, futures,
+//!   async-stream, hyper-util's pooled client or multi-thread runtime.
+//!
+//! Types come from [`aws_lambda_events`]: the HTTP mapping uses its API Gateway, ALB and Function
+//! URL types, and [`aws`] re-exports the event families behind features.
+//!
+//! ## Features
+//! - `cloudevents`: the CloudEvent handler shape (structured CloudEvents and EventBridge).
+//! - `sqs`, `sns`, `s3`, `eventbridge`, `dynamodb`, `kinesis`, `apigw`: typed events in [`aws`];
+//!   `sqs`, `kinesis` and `dynamodb` also give their records a [`batch::BatchRecord`] impl.
+//!
+//! [Lambda Runtime API]: https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html
+
+mod client;
+mod config;
+mod http_event;
+mod invoke;
+
+#[cfg(feature = "cloudevents")]
+mod cloudevent;
+
+pub mod batch;
+
+use std::sync::Arc;
+
+use fnkit_core::{Error, ErrorKind, Function, FunctionInfo};
+
+use crate::client::{Diagnostic, RuntimeApi};
+use crate::config::ApiAddress;
+
+/// Typed AWS events from [`aws_lambda_events`], for typed handlers: each module is behind the
+/// feature of the same name (`apigw`, `alb` and `lambda_function_urls` are always there).
+///
+/// ```
+/// use fnkit_lambda::aws::apigw::ApiGatewayProxyRequest;
+/// let req: ApiGatewayProxyRequest = serde_json::from_str(
+///     r#"{"httpMethod":"GET","path":"/","headers":null,"requestContext":{"httpMethod":"GET"}}"#)?;
+/// assert_eq!(req.path.as_deref(), Some("/"));
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+pub mod aws {
+    pub use crate::batch::{BatchItemFailure, BatchRecord, BatchResponse};
+    pub use aws_lambda_events::encodings;
+    pub use aws_lambda_events::event::{alb, apigw, lambda_function_urls};
+
+    #[cfg(feature = "dynamodb")]
+    pub use aws_lambda_events::event::dynamodb;
+    #[cfg(feature = "eventbridge")]
+    pub use aws_lambda_events::event::eventbridge;
+    #[cfg(feature = "kinesis")]
+    pub use aws_lambda_events::event::kinesis;
+    #[cfg(feature = "s3")]
+    pub use aws_lambda_events::event::s3;
+    #[cfg(feature = "sns")]
+    pub use aws_lambda_events::event::sns;
+    #[cfg(feature = "sqs")]
+    pub use aws_lambda_events::event::sqs;
+}
+
+/// What Lambda tells about one invocation beyond fnkit's [`Context`](fnkit_core::Context):
+/// found in `ctx.extensions().get::<LambdaContext>()`.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct LambdaContext {
+    /// `Lambda-Runtime-Aws-Request-Id` (also `ctx.request_id()`).
+    pub request_id: String,
+    /// `Lambda-Runtime-Deadline-Ms`: the deadline in milliseconds since the Unix epoch.
+    pub deadline_ms: Option<u64>,
+    /// `Lambda-Runtime-Invoked-Function-Arn`: the ARN as invoked (with version or alias).
+    pub invoked_function_arn: String,
+    /// `Lambda-Runtime-Trace-Id`: the X-Ray trace header, also in `_X_AMZN_TRACE_ID`.
+    pub xray_trace_id: Option<String>,
+    /// `Lambda-Runtime-Client-Context`: the mobile SDK's client context, as JSON.
+    pub client_context: Option<serde_json::Value>,
+    /// `Lambda-Runtime-Cognito-Identity`: the mobile SDK's Cognito identity, as JSON.
+    pub identity: Option<serde_json::Value>,
+    /// `Lambda-Runtime-Aws-Tenant-Id`, for functions with tenant isolation.
+    pub tenant_id: Option<String>,
+}
+
+/// Serves `function` through the Lambda Runtime API at `AWS_LAMBDA_RUNTIME_API`, one invocation
+/// at a time, until the Runtime API fails.
+///
+/// Call it inside a Tokio runtime with I/O and time enabled (a current-thread one is best:
+/// `fnkit::run` builds it).
+///
+/// # Errors
+/// - `AWS_LAMBDA_RUNTIME_API` missing or malformed (there is no one to report to).
+/// - An init error, after posting it to `/runtime/init/error`: a missing or malformed
+///   `AWS_LAMBDA_FUNCTION_NAME`, `_VERSION` or `_MEMORY_SIZE`, or a CloudEvent handler in a
+///   build without the `cloudevents` feature.
+/// - The Runtime API failing (a transport error or a non-2xx answer to `/next`): Lambda then
+///   starts a new sandbox.
+pub async fn serve(function: Function, info: Arc<FunctionInfo>) -> Result<(), Error> {
+    let var = |name: &str| std::env::var(name).ok();
+    let address = ApiAddress::parse(var("AWS_LAMBDA_RUNTIME_API").as_deref())?;
+    let mut api = RuntimeApi::new(address)?;
+
+    let init = config::check_function_env(var)
+        .map_err(|e| (config::INVALID_CONFIG, e))
+        .and_then(|()| check_shape(&function).map_err(|e| (config::INIT_ERROR, e)));
+    if let Err((error_type, e)) = init {
+        let diagnostic = Diagnostic {
+            error_type,
+            error_message: e.message(),
+        };
+        if let Err(post) = api.init_error(&diagnostic).await {
+            tracing::error!(error = %post, "could not post /runtime/init/error");
+        }
+        return Err(e);
+    }
+    install_panic_hook();
+    invoke::run(&mut api, &function, &info).await
+}
+
+fn check_shape(function: &Function) -> Result<(), Error> {
+    match function {
+        Function::Typed(_) | Function::Http(_) => Ok(()),
+        #[cfg(feature = "cloudevents")]
+        Function::Event(_) => Ok(()),
+        #[allow(unreachable_patterns)]
+        _ => Err(unsupported_shape()),
+    }
+}
+
+pub(crate) fn unsupported_shape() -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        "this CloudEvent handler needs fnkit-lambda's `cloudevents` feature (fnkit's `cloudevents`)",
+    )
+}
+
+/// Sends panic reports through `tracing` (so they are log lines of the invocation, JSON where
+/// logs are JSON) instead of the default hook's plain text on stderr. Left alone when no
+/// subscriber is installed.
+fn install_panic_hook() {
+    if !tracing::dispatcher::has_been_set() {
+        return;
+    }
+    std::panic::set_hook(Box::new(|panic| {
+        let payload = panic.payload();
+        let message = payload
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("Box<dyn Any>");
+        match panic.location() {
+            Some(at) => tracing::error!(location = %at, "panicked: {message}"),
+            None => tracing::error!("panicked: {message}"),
+        }
+    }));
+}

@@ -1,0 +1,157 @@
+//! # fnkit
+//!
+//! Write **one handler** and run it, unchanged, on AWS Lambda, Knative, OpenFaaS or locally.
+//! The binary finds out where it runs from a few environment variables and starts the right
+//! runtime, on one thread, in about a millisecond.
+//!
+//! ```no_run
+//! use fnkit::{Context, Error};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize)]
+//! struct Order { id: u64 }
+//!
+//! #[derive(Serialize)]
+//! struct Receipt { id: u64, request: String }
+//!
+//! async fn handle(order: Order, ctx: Context) -> Result<Receipt, Error> {
+//!     Ok(Receipt { id: order.id, request: ctx.request_id().to_owned() })
+//! }
+//!
+//! fn main() -> Result<(), fnkit::Error> {
+//!     fnkit::run(handle)
+//! }
+//! ```
+//!
+//! Three shapes of handler, all `async`:
+//! - **typed**: `async fn(In, Context) -> Result<Out, E>`, `In: Deserialize`, `Out: Serialize`.
+//!   JSON bodies, Lambda payloads and CloudEvent `data` are the input.
+//! - **HTTP**: `fnkit::run(fnkit::http(f))` with
+//!   `async fn(http::Request<Body>, Context) -> Result<http::Response<Body>, E>`.
+//! - **CloudEvent**: `fnkit::run(fnkit::events(f))` with
+//!   `async fn(Event, Context) -> Result<Option<Event>, E>`.
+//!
+//! `E` is anything that converts into [`Error`], which carries a [kind](ErrorKind) and an HTTP
+//! status. A struct implementing [`Handler`] keeps state built once at start-up.
+//!
+//! ## Platforms and features
+//! | feature | platform | detected by |
+//! |---|---|---|
+//! | `lambda` | AWS Lambda (Runtime API) | `AWS_LAMBDA_RUNTIME_API` |
+//! | `knative` | Knative Serving / local HTTP | `K_SERVICE`; nothing set means local |
+//! | `openfaas` | OpenFaaS (of-watchdog, HTTP mode) | `upstream_url` or `fprocess` |
+//!
+//! `FNKIT_PLATFORM=lambda|knative|openfaas|local` overrides detection. All features are on by
+//! default; a function that only ships to one platform turns the others off to build a smaller
+//! binary. `json-logs` (default) installs a JSON-lines log subscriber on stdout; `cloudevents`
+//! (implied by `knative` and `openfaas`) enables [`events()`].
+//!
+//! ## Configuration (HTTP platforms)
+//! `PORT` (8080), `FNKIT_MAX_BODY_BYTES` (6 MiB), `FNKIT_TIMEOUT_SECS` (300),
+//! `FNKIT_SHUTDOWN_TIMEOUT_SECS` (25), `RUST_LOG` (info).
+
+#[cfg(feature = "json-logs")]
+mod logging;
+
+#[cfg(feature = "cloudevents")]
+pub use fnkit_core::{cloudevents, cloudevents::Event, events, Events};
+pub use fnkit_core::{
+    http, new_id, secret, Body, BoxFuture, Context, Error, ErrorKind, Function, FunctionInfo,
+    Handler, Http, IntoFunction, Payload, Platform, Secret, TraceContext,
+};
+
+/// Typed AWS events (behind the `sqs`, `sns`, `s3`, `eventbridge`, `dynamodb`, `kinesis` and
+/// `apigw` features) and the partial batch response helper, for typed handlers on Lambda.
+#[cfg(feature = "lambda")]
+pub use fnkit_lambda::{aws, LambdaContext};
+
+/// Re-exported so handlers can build requests and responses without naming the `http` crate.
+pub use ::http as http_types;
+/// The Tokio runtime fnkit runs on (timers, I/O, `spawn`), re-exported so functions use the
+/// same version.
+pub use tokio;
+
+use std::sync::Arc;
+
+/// Runs `handler` on the platform the process finds itself on, until the platform stops it.
+///
+/// Builds a current-thread Tokio runtime (one thread: the cheapest start), installs the log
+/// subscriber, detects the platform ([`Platform::detect`]) and serves. Returns `Ok(())` after a
+/// graceful shutdown (SIGTERM or SIGINT), so `main` exits 0.
+///
+/// # Errors
+/// A configuration error (an unknown `FNKIT_PLATFORM`, a bad `PORT`, a port already in use, a
+/// platform this binary was built without), named in the error's message.
+pub fn run<M>(handler: impl IntoFunction<M>) -> Result<(), Error> {
+    let detected = Platform::detect();
+    #[cfg(feature = "json-logs")]
+    logging::init(*detected.as_ref().unwrap_or(&Platform::Local));
+    let platform = detected.inspect_err(|e| {
+        tracing::error!(error = e.kind().as_str(), "{}", e.message());
+    })?;
+    install_panic_hook();
+    let function = handler.into_function();
+    let info = Arc::new(FunctionInfo::from_env(platform));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::internal)?;
+    let result = runtime.block_on(serve(function, info));
+    if let Err(e) = &result {
+        tracing::error!(error = e.kind().as_str(), "{}", e.message());
+    }
+    result
+}
+
+/// Serves `function` on the platform `info` names, inside a Tokio runtime the caller owns.
+///
+/// [`run`] is this plus the runtime and logging; use `serve` to embed fnkit in a program that
+/// already has a runtime.
+///
+/// # Errors
+/// As [`run`].
+pub async fn serve(function: Function, info: Arc<FunctionInfo>) -> Result<(), Error> {
+    match info.platform {
+        Platform::Lambda => {
+            #[cfg(feature = "lambda")]
+            return fnkit_lambda::serve(function, info).await;
+            #[cfg(not(feature = "lambda"))]
+            return Err(not_built("lambda", "lambda"));
+        }
+        Platform::Knative | Platform::Local | Platform::OpenFaas => {
+            #[cfg(any(feature = "knative", feature = "openfaas"))]
+            return fnkit_http::serve(function, info).await;
+            #[cfg(not(any(feature = "knative", feature = "openfaas")))]
+            return Err(not_built(info.platform.as_str(), "knative"));
+        }
+    }
+}
+
+/// Reports panics as log lines (JSON with `json-logs`) instead of the default stderr text. The
+/// runtimes catch a handler's panic and answer with an error; this only records where it was.
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a non-string panic payload".to_owned());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(panic.location = %location, "panicked: {message}");
+    }));
+}
+
+#[allow(dead_code)]
+fn not_built(platform: &str, feature: &str) -> Error {
+    Error::new(
+        ErrorKind::Internal,
+        format!(
+            "this binary runs on {platform} but was built without fnkit's `{feature}` feature; \
+             enable it in Cargo.toml or set FNKIT_PLATFORM to a platform it was built with"
+        ),
+    )
+}

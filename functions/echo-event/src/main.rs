@@ -1,0 +1,34 @@
+//! `echo-event`: a CloudEvent function. Replies with the incoming event's `data`,
+//! `datacontenttype` and `subject`, from this function's `source`, with `type` = incoming + `.reply`.
+//!
+//! To show how errors map to statuses a broker understands, an event with the extension
+//! `fail=transient` fails with a retryable 500 and `fail=permanent` with a final 422.
+
+use fnkit::cloudevents::{AttributesReader, AttributesWriter, EventBuilder};
+use fnkit::{Context, Error, Event};
+
+async fn echo(mut event: Event, ctx: Context) -> Result<Option<Event>, Error> {
+    match event.extension("fail").map(ToString::to_string).as_deref() {
+        Some("transient") => return Err(Error::handler("asked to fail (transient)")),
+        Some("permanent") => return Err(Error::rejected("asked to fail (permanent)")),
+        _ => {}
+    }
+    let mut reply = ctx
+        .reply_to(&event)
+        .build()
+        .map_err(|e| Error::internal(e.to_string()))?;
+    reply.set_subject(event.subject());
+    let (content_type, schema, data) = event.take_data();
+    if let Some(data) = data {
+        reply.set_data(
+            content_type.unwrap_or_else(|| "application/json".to_owned()),
+            data,
+        );
+        reply.set_dataschema(schema);
+    }
+    Ok(Some(reply))
+}
+
+fn main() -> Result<(), Error> {
+    fnkit::run(fnkit::events(echo))
+}

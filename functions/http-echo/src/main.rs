@@ -1,0 +1,81 @@
+//! `http-echo`: an HTTP function. Answers JSON describing the request: method, path, query,
+//! headers and body (as text).
+//!
+//! Two paths exist to show fnkit's failure handling: `/panic` panics (the answer is a 500 and the
+//! process goes on serving) and `/sleep?ms=N` waits N milliseconds before answering (past
+//! `FNKIT_TIMEOUT_SECS` the answer is a 504). `/secret?name=X` answers `{"secret_length": n}` for
+//! the secret `X` (`fnkit::secret`: `FNKIT_SECRETS_DIR`, else `/var/openfaas/secrets`), never
+//! its value, or a 404 naming it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use fnkit::http_types::{header, Request, Response, StatusCode};
+use fnkit::{Body, Context, Error};
+
+async fn echo(req: Request<Body>, ctx: Context) -> Result<Response<Body>, Error> {
+    let path = req.uri().path();
+    if path == "/panic" {
+        panic!("http-echo was asked to panic");
+    }
+    if path == "/secret" {
+        return secret_length(query_param(req.uri().query(), "name").unwrap_or(""));
+    }
+    if path == "/sleep" {
+        let ms = query_param(req.uri().query(), "ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        fnkit::tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let mut headers: BTreeMap<&str, String> = BTreeMap::new();
+    for (name, value) in req.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        headers
+            .entry(name.as_str())
+            .and_modify(|v| {
+                v.push_str(", ");
+                v.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
+    }
+    let described = serde_json::json!({
+        "method": req.method().as_str(),
+        "path": path,
+        "query": req.uri().query().unwrap_or(""),
+        "headers": headers,
+        "body": String::from_utf8_lossy(req.body().as_bytes()),
+        "request_id": ctx.request_id(),
+        "platform": ctx.platform().as_str(),
+    });
+    let body = Body::json(&described)?;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .map_err(Error::internal)
+}
+
+/// `{"secret_length": n}` for the secret `name` (never its value); 404 naming it when missing.
+fn secret_length(name: &str) -> Result<Response<Body>, Error> {
+    let secret = fnkit::secret(name).map_err(|e| match e.kind() {
+        fnkit::ErrorKind::NotFound => e.with_status(StatusCode::NOT_FOUND),
+        _ => e,
+    })?;
+    let body = Body::json(&serde_json::json!({ "secret_length": secret.as_bytes().len() }))?;
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .map_err(Error::internal)
+}
+
+fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+fn main() -> Result<(), Error> {
+    fnkit::run(fnkit::http(echo))
+}

@@ -1,0 +1,79 @@
+//! `lambda-probe`: a typed function for fnkit's Lambda conformance tests (not an example).
+//!
+//! `{"action": ...}` picks what it does:
+//! - `"report"` (default): answers what the invocation looks like from inside: request id,
+//!   deadline, remaining time, function identity, trace header and `_X_AMZN_TRACE_ID`, the
+//!   invoked ARN, client context and Cognito identity.
+//! - `"fail"`: returns a handler error. `"panic"`: panics.
+//! - `"sleep"` with `"ms"`: waits that long (asynchronously).
+//! - `"big"` with `"bytes"`: answers a JSON string of that many bytes.
+//! - `"log"`: logs one line at each level from TRACE to ERROR.
+//!
+//! `"count"` must be a number when present, to show a payload that does not fit.
+
+use std::time::Duration;
+
+use fnkit::{Context, Error, LambdaContext};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Probe {
+    #[serde(default)]
+    action: Option<String>,
+    #[serde(default)]
+    ms: Option<u64>,
+    #[serde(default)]
+    bytes: Option<usize>,
+    #[serde(default)]
+    count: Option<u32>,
+}
+
+async fn probe(input: Option<Probe>, ctx: Context) -> Result<Value, Error> {
+    let input = input.unwrap_or_default();
+    match input.action.as_deref().unwrap_or("report") {
+        "fail" => Err(Error::handler("the probe was asked to fail")),
+        "panic" => panic!("the probe was asked to panic"),
+        "sleep" => {
+            fnkit::tokio::time::sleep(Duration::from_millis(input.ms.unwrap_or(1000))).await;
+            Ok(json!({"slept_ms": input.ms}))
+        }
+        "big" => Ok(Value::String("x".repeat(input.bytes.unwrap_or(0)))),
+        "log" => {
+            tracing::trace!("probe trace line");
+            tracing::debug!("probe debug line");
+            tracing::info!(answer = 42, "probe info line");
+            tracing::warn!("probe warn line");
+            tracing::error!("probe error line");
+            Ok(json!({"logged": true}))
+        }
+        "report" => Ok(report(&ctx, input.count)),
+        other => Err(Error::invalid_input(format!("unknown action {other:?}"))),
+    }
+}
+
+fn report(ctx: &Context, count: Option<u32>) -> Value {
+    let lambda = ctx.extensions().get::<LambdaContext>();
+    let remaining_ms = |c: &Context| c.remaining_time().map(|d| d.as_millis() as u64);
+    let first = remaining_ms(ctx);
+    let second = remaining_ms(ctx);
+    json!({
+        "request_id": ctx.request_id(),
+        "deadline_ms": ctx.deadline_ms(),
+        "remaining_ms": [first, second],
+        "function_name": ctx.function_name(),
+        "function_version": ctx.function_version(),
+        "memory_mb": ctx.function().memory_mb,
+        "xray_trace_id": ctx.trace().xray_trace_id,
+        "trace_env": std::env::var("_X_AMZN_TRACE_ID").ok(),
+        "invoked_function_arn": lambda.map(|l| l.invoked_function_arn.clone()),
+        "client_context": lambda.and_then(|l| l.client_context.clone()),
+        "identity": lambda.and_then(|l| l.identity.clone()),
+        "count": count,
+    })
+}
+
+fn main() -> Result<(), Error> {
+    fnkit::run(probe)
+}

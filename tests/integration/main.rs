@@ -1,0 +1,14 @@
+//! fnkit's integration tests: the example function binaries, started as users run them, driven
+//! over loopback by real peers. Test names carry the PLATFORMS.md §7 statement number they check
+//! (`knative_26_...`) where they check one.
+//!
+//! Build the binaries first: `cargo build --workspace --bins` (`make test` does).
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+mod cloudevents;
+mod http;
+mod knative;
+mod lambda;
+mod local;
+mod openfaas;
