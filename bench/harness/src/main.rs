@@ -250,7 +250,7 @@ fn variants(o: &Options) -> Vec<Variant> {
         ),
         v(
             "fnkit-lambda",
-            "fnkit hello",
+            "fnkit hello on Lambda",
             o.hello.clone(),
             Kind::Lambda,
             false,

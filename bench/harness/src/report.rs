@@ -739,7 +739,7 @@ fn svg(run: &Run) -> String {
             State::Failed(_) => Some("failed".to_owned()),
         };
         let first = Summary::of(&v.iter().map(|x| x.first_ms).collect::<Vec<_>>());
-        let name = format!("{} ({})", c.variant.label, c.variant.kind.as_str());
+        let name = c.variant.label.to_owned();
         match c.variant.kind {
             Kind::Http => rows.push(Row {
                 label: name,
@@ -750,7 +750,7 @@ fn svg(run: &Run) -> String {
             }),
             Kind::Lambda => {
                 rows.push(Row {
-                    label: format!("{name} init"),
+                    label: format!("{name}: init"),
                     fnkit: c.variant.fnkit,
                     ms: first,
                     kib: hwm,
@@ -758,7 +758,7 @@ fn svg(run: &Run) -> String {
                 });
                 let invoke = Summary::of(&v.iter().filter_map(|x| x.invoke_ms).collect::<Vec<_>>());
                 rows.push(Row {
-                    label: format!("{name} 1st invoke"),
+                    label: format!("{name}: 1st invoke"),
                     fnkit: c.variant.fnkit,
                     ms: invoke,
                     kib: None,
@@ -777,7 +777,7 @@ fn svg(run: &Run) -> String {
             .filter_map(|r| r.kib.map(|s| s.median))
             .fold(0.0, f64::max),
     );
-    let (label_w, panel_w, gap, row_h, top) = (250.0, 320.0, 60.0, 24.0, 70.0);
+    let (label_w, panel_w, gap, row_h, top) = (290.0, 300.0, 70.0, 24.0, 70.0);
     let x1 = label_w;
     let x2 = label_w + panel_w + gap;
     let width = x2 + panel_w + 30.0;
@@ -800,17 +800,19 @@ fn svg(run: &Run) -> String {
         r#"<text x="{x1}" y="48" font-weight="bold">cold start, ms (bar median, line min–p90)</text><text x="{x2}" y="48" font-weight="bold">peak RSS after first response, KiB (median)</text>"#
     );
     for (x0, max) in [(x1, max_ms), (x2, max_kib)] {
-        for i in 0..=4 {
-            let v = max * f64::from(i) / 4.0;
-            let x = x0 + panel_w * f64::from(i) / 4.0;
+        for i in 0..=5 {
+            let v = max * f64::from(i) / 5.0;
+            let x = x0 + panel_w * f64::from(i) / 5.0;
             let y_end = top + rows.len() as f64 * row_h;
             let _ = writeln!(
                 s,
                 r##"<line x1="{x:.1}" y1="{}" x2="{x:.1}" y2="{y_end}" stroke="#ddd"/><text x="{x:.1}" y="{}" text-anchor="middle" fill="#555">{}</text>"##,
                 top - 6.0,
                 y_end + 16.0,
-                if max < 10.0 {
+                if max <= 5.0 {
                     format!("{v:.1}")
+                } else if max < 100.0 {
+                    format!("{v:.0}")
                 } else {
                     fmt_num(v)
                 }

@@ -227,7 +227,8 @@ impl Context {
         &self.trace
     }
 
-    /// The incoming HTTP headers (empty where the invocation did not come over HTTP).
+    /// The incoming HTTP headers of a typed or CloudEvent invocation over HTTP (empty on other
+    /// transports). An HTTP handler reads them from its request; they are not copied here.
     pub fn headers(&self) -> &HeaderMap {
         &self.headers
     }

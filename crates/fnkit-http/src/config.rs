@@ -10,14 +10,18 @@ use fnkit_core::{Error, Platform};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Where to listen: `0.0.0.0:$PORT` (8080) locally and on Knative; on OpenFaaS the port of
-    /// `upstream_url` (8082 when absent) on 127.0.0.1, behind the watchdog.
+    /// `upstream_url` (8082 when absent) on 127.0.0.1 (or on the IP literal `upstream_url`
+    /// names, e.g. `[::1]`), behind the watchdog.
     pub addr: SocketAddr,
     /// The largest request body accepted (`FNKIT_MAX_BODY_BYTES`, 6 MiB). Larger ones get 413.
     pub max_body_bytes: usize,
-    /// How long a handler may run (`FNKIT_TIMEOUT_SECS`, 300 s; on OpenFaaS the watchdog's
-    /// `exec_timeout` when shorter). Past it the request gets 504.
+    /// How long a handler may run (`FNKIT_TIMEOUT_SECS`, 300 s; on OpenFaaS the shorter of the
+    /// watchdog's `exec_timeout` and `write_timeout`, and of `FNKIT_TIMEOUT_SECS` when set).
+    /// Past it the request gets 504.
     pub timeout: Duration,
-    /// How long a client may take to send headers and body (`FNKIT_READ_TIMEOUT_SECS`, 30 s).
+    /// How long a client may take to send headers and body (`FNKIT_READ_TIMEOUT_SECS`, 30 s;
+    /// on OpenFaaS the watchdog's `read_timeout` unless `FNKIT_READ_TIMEOUT_SECS` is set, as
+    /// the watchdog streams the body to fnkit at its client's pace).
     pub read_timeout: Duration,
     /// How long in-flight requests may take to finish after SIGTERM
     /// (`FNKIT_SHUTDOWN_TIMEOUT_SECS`, 25 s; on OpenFaaS the watchdog's `write_timeout`).
@@ -103,20 +107,36 @@ impl Config {
     /// SIGTERM for `healthcheck_interval` + `write_timeout`.
     fn apply_watchdog(&mut self, var: &impl Fn(&str) -> Option<String>) -> Result<(), Error> {
         let upstream = var("upstream_url").or_else(|| var("http_upstream_url"));
-        let port = match &upstream {
-            Some(url) => upstream_port(url)?,
-            None => var("FNKIT_OPENFAAS_PORT")
-                .map(|p| parse_port("FNKIT_OPENFAAS_PORT", &p))
-                .transpose()?
-                .unwrap_or(8082),
+        self.addr = match &upstream {
+            Some(url) => upstream_addr(url)?,
+            None => SocketAddr::new(
+                IpAddr::V4(Ipv4Addr::LOCALHOST),
+                var("FNKIT_OPENFAAS_PORT")
+                    .map(|p| parse_port("FNKIT_OPENFAAS_PORT", &p))
+                    .transpose()?
+                    .unwrap_or(8082),
+            ),
         };
-        self.addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
         let dur = |name: &str| var(name).map(|v| parse_duration(name, &v)).transpose();
         let write_timeout = dur("write_timeout")?.unwrap_or(Duration::from_secs(30));
         let exec_timeout = dur("exec_timeout")?.unwrap_or(Duration::from_secs(30));
-        // exec_timeout = 0 disables the watchdog's limit; ours still applies.
-        if !exec_timeout.is_zero() && var("FNKIT_TIMEOUT_SECS").is_none() {
-            self.timeout = exec_timeout;
+        // The handler runs while both watchdog limits allow (0 disables either): past
+        // exec_timeout the watchdog answers 504 and cancels the request, past write_timeout it
+        // can no longer write the answer. FNKIT_TIMEOUT_SECS may only shorten that.
+        let watchdog_limit = [exec_timeout, write_timeout]
+            .into_iter()
+            .filter(|d| !d.is_zero())
+            .min();
+        if let Some(limit) = watchdog_limit {
+            self.timeout = match var("FNKIT_TIMEOUT_SECS") {
+                Some(_) => self.timeout.min(limit),
+                None => limit,
+            };
+        }
+        if var("FNKIT_READ_TIMEOUT_SECS").is_none() {
+            if let Some(read) = dur("read_timeout")?.filter(|d| !d.is_zero()) {
+                self.read_timeout = read;
+            }
         }
         let healthcheck = dur("healthcheck_interval")?.unwrap_or(write_timeout);
         self.accept_after_signal = healthcheck + write_timeout;
@@ -147,16 +167,20 @@ fn parse_port(name: &str, value: &str) -> Result<u16, Error> {
         .map_err(|_| bad(name, value, "a TCP port (0-65535)"))
 }
 
-/// The port of an `http://host:port[/path]` URL.
-fn upstream_port(url: &str) -> Result<u16, Error> {
+/// Where to listen for an `http://host:port[/path]` upstream URL: the port (80 when absent) on
+/// the host when it is an IP literal (`127.0.0.1`, `[::1]`), else on 127.0.0.1 (`localhost`).
+fn upstream_addr(url: &str) -> Result<SocketAddr, Error> {
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| bad("upstream_url", url, "an http:// URL with a port"))?;
-    let authority = rest.split('/').next().unwrap_or(rest);
-    match authority.rsplit_once(':') {
-        Some((_, port)) => parse_port("upstream_url", port),
-        None => Ok(80),
-    }
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, parse_port("upstream_url", port)?),
+        _ => (authority, 80),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let ip = host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    Ok(SocketAddr::new(ip, port))
 }
 
 /// Parses seconds (`30`, `0.5`) or a Go duration (`10s`, `1m30s`, `500ms`, `1h`).
@@ -268,6 +292,71 @@ mod tests {
         assert_eq!(c.shutdown_timeout, Duration::from_secs(15));
         assert_eq!(c.max_inflight, Some(3));
         assert!(c.watchdog_paths);
+    }
+
+    #[test]
+    fn openfaas_handler_limit_is_the_shorter_watchdog_timeout() {
+        let c = |pairs| Config::from_lookup(Platform::OpenFaas, env(pairs)).unwrap();
+        // write_timeout shorter than exec_timeout: the answer must be written before it.
+        let t = c(&[("exec_timeout", "60s"), ("write_timeout", "20s")]).timeout;
+        assert_eq!(t, Duration::from_secs(20));
+        // exec_timeout = 0 disables that limit only.
+        let t = c(&[("exec_timeout", "0"), ("write_timeout", "45s")]).timeout;
+        assert_eq!(t, Duration::from_secs(45));
+        // Both disabled: fnkit's own default.
+        let t = c(&[("exec_timeout", "0"), ("write_timeout", "0")]).timeout;
+        assert_eq!(t, Duration::from_secs(300));
+        // FNKIT_TIMEOUT_SECS can shorten the watchdog's limit, not lengthen it: past
+        // exec_timeout the watchdog has already answered 504 and cancelled the request.
+        let t = c(&[("exec_timeout", "5s"), ("FNKIT_TIMEOUT_SECS", "120")]).timeout;
+        assert_eq!(t, Duration::from_secs(5));
+        let t = c(&[("exec_timeout", "5s"), ("FNKIT_TIMEOUT_SECS", "2")]).timeout;
+        assert_eq!(t, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn openfaas_read_timeout_follows_the_watchdog() {
+        let c = |pairs| Config::from_lookup(Platform::OpenFaas, env(pairs)).unwrap();
+        assert_eq!(
+            c(&[("read_timeout", "2m")]).read_timeout,
+            Duration::from_secs(120)
+        );
+        assert_eq!(c(&[]).read_timeout, Duration::from_secs(30));
+        let explicit = c(&[("read_timeout", "2m"), ("FNKIT_READ_TIMEOUT_SECS", "7")]);
+        assert_eq!(explicit.read_timeout, Duration::from_secs(7));
+        // Other platforms ignore the watchdog's variable.
+        let kn = Config::from_lookup(Platform::Knative, env(&[("read_timeout", "2m")])).unwrap();
+        assert_eq!(kn.read_timeout, Duration::from_secs(30));
+    }
+
+    #[test]
+    fn openfaas_upstream_url_forms() {
+        let addr = |url: &str| upstream_addr(url).unwrap();
+        assert_eq!(
+            addr("http://127.0.0.1:8082"),
+            "127.0.0.1:8082".parse().unwrap()
+        );
+        assert_eq!(
+            addr("http://127.0.0.1:8083/"),
+            "127.0.0.1:8083".parse().unwrap()
+        );
+        assert_eq!(
+            addr("http://localhost:9000/fn?x=1"),
+            "127.0.0.1:9000".parse().unwrap()
+        );
+        assert_eq!(addr("http://[::1]:8082"), "[::1]:8082".parse().unwrap());
+        assert_eq!(addr("http://[::1]"), "[::1]:80".parse().unwrap());
+        assert_eq!(addr("http://127.0.0.1"), "127.0.0.1:80".parse().unwrap());
+        let err = upstream_addr("https://127.0.0.1:8082").unwrap_err();
+        assert!(err.message().contains("upstream_url"), "{err}");
+        assert!(upstream_addr("http://127.0.0.1:port").is_err());
+        // http_upstream_url is the watchdog's other name for it.
+        let c = Config::from_lookup(
+            Platform::OpenFaas,
+            env(&[("http_upstream_url", "http://127.0.0.1:8123")]),
+        )
+        .unwrap();
+        assert_eq!(c.addr, "127.0.0.1:8123".parse().unwrap());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use fnkit_core::{
 use http::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use http_body_util::{BodyExt, Full};
 use tracing::Instrument;
 
 use crate::cloudevents::{self as ce, Mode};
@@ -77,13 +77,11 @@ pub(crate) async fn handle(
         );
         return Ok(error_reply(&err));
     };
-    let request_id = header_str(req.headers(), "x-request-id")
-        .or_else(|| header_str(req.headers(), "ce-id"))
-        .map_or_else(fnkit_core::new_id, str::to_owned);
+    let request_id = request_id_of(req.headers());
     let span = tracing::info_span!("request", request_id = %request_id);
-    let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // The access line is a debug one: gather its parts only when it will be written.
+    let access = tracing::enabled!(tracing::Level::DEBUG)
+        .then(|| (Instant::now(), req.method().clone(), req.uri().path().to_owned()));
     let reply = state
         .dispatch(req, request_id)
         .instrument(span.clone())
@@ -92,15 +90,17 @@ pub(crate) async fn handle(
             span.in_scope(|| log_error(&e));
             error_reply(&e)
         });
-    span.in_scope(|| {
-        tracing::debug!(
-            method = %method,
-            path = %path,
-            status = reply.status().as_u16(),
-            duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-            "request served"
-        );
-    });
+    if let Some((started, method, path)) = access {
+        span.in_scope(|| {
+            tracing::debug!(
+                method = %method,
+                path = %path,
+                status = reply.status().as_u16(),
+                duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+                "request served"
+            );
+        });
+    }
     Ok(reply)
 }
 
@@ -136,6 +136,15 @@ fn log_error(e: &Error) {
         }
         _ => tracing::warn!(status, error = e.kind().as_str(), "{}", e.message()),
     }
+}
+
+/// The caller's id for the request: `X-Request-Id`, OpenFaaS's `X-Call-Id` (set by the gateway,
+/// logged by the watchdog with `log_callid`), a CloudEvent's `ce-id`; else a new one.
+fn request_id_of(headers: &HeaderMap) -> String {
+    ["x-request-id", "x-call-id", "ce-id"]
+        .into_iter()
+        .find_map(|name| header_str(headers, name))
+        .map_or_else(fnkit_core::new_id, str::to_owned)
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -223,11 +232,11 @@ impl State {
         let ctx = self.context(request_id, &parts.headers);
         match &self.function {
             Function::Typed(f) => {
-                self.typed(&parts, body, ctx, |payload, ctx| f.call(payload, ctx))
+                self.typed(parts.headers, body, ctx, |payload, ctx| f.call(payload, ctx))
                     .await
             }
             Function::Event(f) => {
-                self.events(&parts, body, ctx, |event, ctx| f.call(event, ctx))
+                self.events(parts.headers, body, ctx, |event, ctx| f.call(event, ctx))
                     .await
             }
             Function::Http(f) => {
@@ -254,13 +263,13 @@ impl State {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > max as u64) {
+            discard_rest(body);
             return Err(too_large());
         }
-        let read = Limited::new(body, max).collect();
-        match tokio::time::timeout(self.config.read_timeout, read).await {
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
-            Ok(Err(e)) if e.is::<LengthLimitError>() => Err(too_large()),
-            Ok(Err(e)) => Err(Error::invalid_input(format!(
+        match tokio::time::timeout(self.config.read_timeout, read_limited(body, max)).await {
+            Ok(Ok(bytes)) => Ok(bytes),
+            Ok(Err(BodyError::TooLarge)) => Err(too_large()),
+            Ok(Err(BodyError::Broken(e))) => Err(Error::invalid_input(format!(
                 "the request body could not be read: {e}"
             ))),
             Err(_) => Err(Error::new(
@@ -273,6 +282,8 @@ impl State {
         }
     }
 
+    /// The invocation's context, without the headers: typed and CloudEvent handlers get them
+    /// moved in once the binding is done with them; HTTP handlers have them on the request.
     fn context(&self, request_id: String, headers: &HeaderMap) -> Context {
         let trace = TraceContext {
             traceparent: header_str(headers, "traceparent").map(str::to_owned),
@@ -282,7 +293,6 @@ impl State {
         Context::new(self.info.clone(), request_id)
             .with_timeout(self.config.timeout)
             .with_trace(trace)
-            .with_headers(headers.clone())
     }
 
     /// Runs a handler future within the timeout, turning a panic into an error.
@@ -303,7 +313,7 @@ impl State {
 
     async fn typed<'a, F>(
         &'a self,
-        parts: &Parts,
+        headers: HeaderMap,
         body: Bytes,
         ctx: Context,
         call: F,
@@ -311,8 +321,8 @@ impl State {
     where
         F: Fn(Payload, Context) -> BoxFuture<'a, Result<Vec<u8>, Error>>,
     {
-        let Some(mode) = ce::detect(&parts.headers)? else {
-            if let Some(mt) = ce::media_type(&parts.headers) {
+        let Some(mode) = ce::detect(&headers)? else {
+            if let Some(mt) = ce::media_type(&headers) {
                 if !ce::is_json(&mt) {
                     return Err(Error::new(
                         ErrorKind::UnsupportedMediaType,
@@ -320,10 +330,12 @@ impl State {
                     ));
                 }
             }
+            let ctx = ctx.with_headers(headers);
             let out = self.invoke(call(Payload::Bytes(body), ctx)).await?;
             return Ok(json_reply(StatusCode::OK, out));
         };
-        let events = ce::decode(mode, &parts.headers, body)?;
+        let events = ce::decode(mode, &headers, body)?;
+        let ctx = ctx.with_headers(headers);
         let mut replies = Vec::with_capacity(events.len());
         for event in events {
             let (event, payload) = split_data(event);
@@ -341,7 +353,7 @@ impl State {
 
     async fn events<'a, F>(
         &'a self,
-        parts: &Parts,
+        headers: HeaderMap,
         body: Bytes,
         ctx: Context,
         call: F,
@@ -349,15 +361,16 @@ impl State {
     where
         F: Fn(Event, Context) -> BoxFuture<'a, Result<Option<Event>, Error>>,
     {
-        let Some(mode) = ce::detect(&parts.headers)? else {
+        let Some(mode) = ce::detect(&headers)? else {
             return Err(Error::invalid_event(
                 "this function takes CloudEvents: send ce-specversion, ce-id, ce-source and ce-type headers (binary mode) or Content-Type application/cloudevents+json",
             ));
         };
-        let events = ce::decode(mode, &parts.headers, body)?;
+        let events = ce::decode(mode, &headers, body)?;
+        let ctx = ctx.with_headers(headers);
         let mut replies = Vec::with_capacity(events.len());
         for event in events {
-            let ctx = event_context(ctx.clone(), &attributes_of(&event));
+            let ctx = event_context(ctx.clone(), &event);
             if let Some(reply) = self.invoke(call(event, ctx)).await? {
                 replies.push(reply);
             }
@@ -382,6 +395,70 @@ impl State {
         *r.headers_mut() = encoded.headers;
         Ok(r)
     }
+}
+
+/// Why a body was not read whole.
+#[derive(Debug, PartialEq, Eq)]
+enum BodyError {
+    /// Past the limit: reading stopped there, the rest is left to [`discard_rest`].
+    TooLarge,
+    /// The connection failed or the framing was wrong.
+    Broken(String),
+}
+
+/// Reads `body` whole, up to `max` bytes. The moment it passes `max` (a chunked body has no
+/// `Content-Length` to refuse it by, and of-watchdog always forwards bodies chunked) it stops
+/// and the request gets its 413 at once, while the rest is read and dropped in the background.
+async fn read_limited<B>(mut body: B, max: usize) -> Result<Bytes, BodyError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if buf.len() + data.len() > max {
+            discard_rest(body);
+            return Err(BodyError::TooLarge);
+        }
+        buf.extend_from_slice(&data);
+    }
+    Ok(buf.freeze())
+}
+
+/// The most of a refused body read and dropped, and for how long, after the 413.
+const DISCARD_MAX_BYTES: usize = 16 * 1024 * 1024;
+const DISCARD_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reads and drops what is left of a refused body (for at most [`DISCARD_MAX_BYTES`] and
+/// [`DISCARD_MAX_TIME`]), so that the sender, still writing it, reads the 413 instead of a
+/// reset connection: closing a socket with unread data resets it, and Go's HTTP client (the
+/// transport of of-watchdog, which proxies every OpenFaaS request) then reports the failed write
+/// instead of the answer (golang/go#51109) and the caller gets the watchdog's bare 500.
+fn discard_rest<B>(mut body: B)
+where
+    B: hyper::body::Body + Unpin + Send + 'static,
+    B::Data: Send,
+{
+    if body.is_end_stream() {
+        return;
+    }
+    tokio::spawn(async move {
+        let drain = async {
+            let mut left = DISCARD_MAX_BYTES;
+            while let Some(Ok(frame)) = body.frame().await {
+                let len = frame.data_ref().map_or(0, bytes::Buf::remaining);
+                left = left.saturating_sub(len);
+                if left == 0 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(DISCARD_MAX_TIME, drain).await;
+    });
 }
 
 /// The event's data as a typed payload, and the event without it.
@@ -459,6 +536,90 @@ mod tests {
         let fut: BoxFuture<'static, u8> = Box::pin(async { panic!("boom {}", 7) });
         let result = CatchUnwind(fut).await;
         assert_eq!(result.unwrap_err(), "boom 7");
+    }
+
+    /// A body of `chunks`, counting the chunks read.
+    struct Chunks {
+        chunks: std::collections::VecDeque<Bytes>,
+        read: Arc<AtomicUsize>,
+    }
+
+    impl Chunks {
+        fn new(n: usize, size: usize) -> (Self, Arc<AtomicUsize>) {
+            let read = Arc::new(AtomicUsize::new(0));
+            let chunk = Bytes::from(vec![b'x'; size]);
+            let chunks = (0..n).map(|_| chunk.clone()).collect();
+            let body = Self {
+                chunks,
+                read: read.clone(),
+            };
+            (body, read)
+        }
+    }
+
+    impl hyper::body::Body for Chunks {
+        type Data = Bytes;
+        type Error = Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut TaskContext<'_>,
+        ) -> Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+            let next = self.chunks.pop_front();
+            if next.is_some() {
+                self.read.fetch_add(1, Ordering::SeqCst);
+            }
+            Poll::Ready(next.map(|c| Ok(hyper::body::Frame::data(c))))
+        }
+
+        fn is_end_stream(&self) -> bool {
+            self.chunks.is_empty()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_within_the_limit_is_read_whole() {
+        let (body, read) = Chunks::new(4, 256);
+        let bytes = read_limited(body, 1024).await.unwrap();
+        assert_eq!(bytes.len(), 1024);
+        assert_eq!(read.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn past_the_limit_reading_stops_and_the_rest_is_drained_in_the_background() {
+        let (body, read) = Chunks::new(100, 256);
+        let err = read_limited(body, 1000).await.unwrap_err();
+        assert_eq!(err, BodyError::TooLarge);
+        // Stopped at the chunk that passed the limit (the fourth) ...
+        assert_eq!(read.load(Ordering::SeqCst), 4);
+        // ... and the rest is read and dropped by a background task, so the sender is not reset.
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(read.load(Ordering::SeqCst), 100);
+    }
+
+    #[tokio::test]
+    async fn the_drain_stops_after_its_byte_budget() {
+        let size = 1024 * 1024;
+        let (body, read) = Chunks::new(DISCARD_MAX_BYTES / size + 10, size);
+        discard_rest(body);
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(read.load(Ordering::SeqCst), DISCARD_MAX_BYTES / size);
+    }
+
+    #[test]
+    fn request_id_comes_from_the_caller_or_the_openfaas_call_id() {
+        let mut h = HeaderMap::new();
+        h.insert("x-call-id", HeaderValue::from_static("call-1"));
+        h.insert("ce-id", HeaderValue::from_static("event-1"));
+        assert_eq!(request_id_of(&h), "call-1");
+        h.insert("x-request-id", HeaderValue::from_static("req-1"));
+        assert_eq!(request_id_of(&h), "req-1");
+        let generated = request_id_of(&HeaderMap::new());
+        assert_eq!(generated.len(), 36, "{generated}");
     }
 
     #[test]

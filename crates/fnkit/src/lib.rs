@@ -53,6 +53,11 @@
 #[cfg(feature = "json-logs")]
 mod logging;
 
+/// A guide to the three handler shapes, state, and errors (its examples are compiled as tests).
+#[cfg(feature = "cloudevents")]
+#[doc = include_str!("../docs/handlers.md")]
+pub mod guide {}
+
 #[cfg(feature = "cloudevents")]
 pub use fnkit_core::{cloudevents, cloudevents::Event, events, Events};
 pub use fnkit_core::{
