@@ -10,9 +10,9 @@ VENV         := .venv
 PY           := $(VENV)/bin/python
 # One target dir for everything (tests, release builds, SAM, bench).
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
-FUNCTIONS    := hello echo-event http-echo
+FUNCTIONS    := hello echo-event http-echo sqs-batch
 
-.PHONY: help run build test test-deps venv lint fmt clippy unit integration pytest image deploy-knative clean
+.PHONY: help run build musl-target test test-deps test-platforms venv lint fmt clippy check-features image deploy-knative clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -55,13 +55,22 @@ test: test-deps lint ## Everything CI runs: lint, unit, doc, integration and int
 # Platform checks contributed by the adapters' fragments (SAM validate/build, OpenFaaS template).
 test-platforms:
 
-lint: fmt clippy ## cargo fmt --check and clippy -D warnings
+lint: fmt clippy check-features ## cargo fmt --check, clippy -D warnings, each feature alone
 
 fmt:
 	$(CARGO) fmt --all -- --check
 
 clippy:
 	$(CARGO) clippy --workspace --all-targets --all-features --locked -- -D warnings
+
+# Each platform of the facade builds alone (and with none), warning-free: a feature that leaks or
+# a cfg that forgets a case shows here, not in a user's build.
+check-features:
+	@for features in "" lambda knative openfaas json-logs; do \
+	  echo "cargo check -p fnkit --no-default-features --features '$$features'"; \
+	  RUSTFLAGS="-D warnings" $(CARGO) check --quiet --locked -p fnkit --no-default-features --features "$$features" || exit 1; \
+	done
+	RUSTFLAGS="-D warnings" $(CARGO) check --quiet --locked -p fnkit-http --no-default-features
 
 # --- deploy -----------------------------------------------------------------------------------
 

@@ -78,7 +78,10 @@ mod tests {
             let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
             assert_eq!(lens, [8, 4, 4, 4, 12], "{id}");
             assert!(groups[2].starts_with('4'), "{id}");
-            assert!(matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'), "{id}");
+            assert!(
+                matches!(groups[3].as_bytes()[0], b'8' | b'9' | b'a' | b'b'),
+                "{id}"
+            );
         }
     }
 }

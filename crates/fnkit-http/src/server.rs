@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use fnkit_core::{Error, ErrorKind, Function, FunctionInfo, Platform};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
@@ -71,11 +70,7 @@ pub async fn serve_with(
         tracing::info!(platform = platform.as_str(), "listening on http://{addr}");
     }
 
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(state.config.read_timeout);
+    let builder = connection_builder(state.config.read_timeout);
     let graceful = GracefulShutdown::new();
 
     tokio::pin!(shutdown);
@@ -102,6 +97,34 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// HTTP/1.1 and h2c with prior knowledge on one port (feature `http2`, on by default)...
+#[cfg(feature = "http2")]
+type ConnBuilder = hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>;
+/// ... or HTTP/1.1 alone, 300 KB smaller, for platforms that never speak HTTP/2 to the function
+/// (of-watchdog proxies HTTP/1.1).
+#[cfg(not(feature = "http2"))]
+type ConnBuilder = hyper::server::conn::http1::Builder;
+
+fn connection_builder(read_timeout: Duration) -> ConnBuilder {
+    #[cfg(feature = "http2")]
+    {
+        let mut builder = ConnBuilder::new(hyper_util::rt::TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(read_timeout);
+        builder
+    }
+    #[cfg(not(feature = "http2"))]
+    {
+        let mut builder = ConnBuilder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(read_timeout);
+        builder
+    }
+}
+
 fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
     let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
         Error::new(
@@ -118,7 +141,7 @@ fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
 
 async fn accept_until<F: Future<Output = ()> + Unpin>(
     listener: &TcpListener,
-    builder: &auto::Builder<TokioExecutor>,
+    builder: &ConnBuilder,
     graceful: &GracefulShutdown,
     state: &Arc<State>,
     stop: &mut F,
@@ -132,7 +155,9 @@ async fn accept_until<F: Future<Output = ()> + Unpin>(
                     let _ = stream.set_nodelay(true);
                     let state = state.clone();
                     let service = service_fn(move |req| handle(state.clone(), req));
-                    let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    #[cfg(feature = "http2")]
+                    let conn = conn.into_owned();
                     let conn = graceful.watch(conn);
                     tokio::spawn(async move {
                         if let Err(e) = conn.await {

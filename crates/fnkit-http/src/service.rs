@@ -80,8 +80,13 @@ pub(crate) async fn handle(
     let request_id = request_id_of(req.headers());
     let span = tracing::info_span!("request", request_id = %request_id);
     // The access line is a debug one: gather its parts only when it will be written.
-    let access = tracing::enabled!(tracing::Level::DEBUG)
-        .then(|| (Instant::now(), req.method().clone(), req.uri().path().to_owned()));
+    let access = tracing::enabled!(tracing::Level::DEBUG).then(|| {
+        (
+            Instant::now(),
+            req.method().clone(),
+            req.uri().path().to_owned(),
+        )
+    });
     let reply = state
         .dispatch(req, request_id)
         .instrument(span.clone())
@@ -232,8 +237,10 @@ impl State {
         let ctx = self.context(request_id, &parts.headers);
         match &self.function {
             Function::Typed(f) => {
-                self.typed(parts.headers, body, ctx, |payload, ctx| f.call(payload, ctx))
-                    .await
+                self.typed(parts.headers, body, ctx, |payload, ctx| {
+                    f.call(payload, ctx)
+                })
+                .await
             }
             Function::Event(f) => {
                 self.events(parts.headers, body, ctx, |event, ctx| f.call(event, ctx))
@@ -429,8 +436,9 @@ where
     Ok(buf.freeze())
 }
 
-/// The most of a refused body read and dropped, and for how long, after the 413.
+/// The most of a refused body read and dropped after the 413 ...
 const DISCARD_MAX_BYTES: usize = 16 * 1024 * 1024;
+/// ... and for how long at most.
 const DISCARD_MAX_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Reads and drops what is left of a refused body (for at most [`DISCARD_MAX_BYTES`] and

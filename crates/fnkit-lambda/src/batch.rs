@@ -176,7 +176,10 @@ mod tests {
     fn all_succeeded_is_an_empty_list() {
         // §7 #22: `[]` when all succeed.
         let resp = block_on(BatchResponse::process([R(Some("a"), true)], check)).unwrap();
-        assert_eq!(serde_json::to_string(&resp).unwrap(), r#"{"batchItemFailures":[]}"#);
+        assert_eq!(
+            serde_json::to_string(&resp).unwrap(),
+            r#"{"batchItemFailures":[]}"#
+        );
     }
 
     #[test]
@@ -207,7 +210,10 @@ mod tests {
         let event: aws_lambda_events::event::kinesis::KinesisEvent =
             serde_json::from_slice(include_bytes!("../tests/data/kinesis-event.json")).unwrap();
         let record = &event.records[0];
-        assert_eq!(record.item_identifier(), Some(record.kinesis.sequence_number.as_str()));
+        assert_eq!(
+            record.item_identifier(),
+            Some(record.kinesis.sequence_number.as_str())
+        );
         assert!(!record.kinesis.sequence_number.is_empty());
     }
 
@@ -218,7 +224,10 @@ mod tests {
         let event: aws_lambda_events::event::dynamodb::Event =
             serde_json::from_slice(include_bytes!("../tests/data/dynamodb-event.json")).unwrap();
         let record = &event.records[0];
-        assert_eq!(record.item_identifier(), record.change.sequence_number.as_deref());
+        assert_eq!(
+            record.item_identifier(),
+            record.change.sequence_number.as_deref()
+        );
         assert!(record.item_identifier().is_some());
     }
 

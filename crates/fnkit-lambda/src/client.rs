@@ -73,11 +73,18 @@ impl RuntimeApi {
     }
 
     /// `POST /runtime/init/error` with the error document.
-    pub(crate) async fn init_error(&mut self, diagnostic: &Diagnostic<'_>) -> Result<StatusCode, Error> {
+    pub(crate) async fn init_error(
+        &mut self,
+        diagnostic: &Diagnostic<'_>,
+    ) -> Result<StatusCode, Error> {
         self.post_error("/runtime/init/error", diagnostic).await
     }
 
-    async fn post_error(&mut self, path: &str, diagnostic: &Diagnostic<'_>) -> Result<StatusCode, Error> {
+    async fn post_error(
+        &mut self,
+        path: &str,
+        diagnostic: &Diagnostic<'_>,
+    ) -> Result<StatusCode, Error> {
         let body = serde_json::to_vec(diagnostic).map_err(Error::internal)?;
         let mut req = self.request(Method::POST, path, Bytes::from(body));
         let headers = req.headers_mut();

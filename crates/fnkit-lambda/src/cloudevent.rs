@@ -11,13 +11,19 @@ use serde_json::{Map, Value};
 use fnkit_core::{new_id, Context, Error, EventFunction};
 
 /// Runs a CloudEvent handler on a Lambda payload.
-pub(crate) async fn handle(f: &dyn EventFunction, payload: Bytes, ctx: Context) -> Result<Bytes, Error> {
+pub(crate) async fn handle(
+    f: &dyn EventFunction,
+    payload: Bytes,
+    ctx: Context,
+) -> Result<Bytes, Error> {
     let event = to_event(&payload)?;
     let mut meta = event.clone();
     let _ = meta.take_data();
     let reply = f.call(event, ctx.with_event(Arc::new(meta))).await?;
     match reply {
-        Some(reply) => serde_json::to_vec(&reply).map(Bytes::from).map_err(Error::internal),
+        Some(reply) => serde_json::to_vec(&reply)
+            .map(Bytes::from)
+            .map_err(Error::internal),
         None => Ok(Bytes::from_static(b"null")),
     }
 }
@@ -45,7 +51,9 @@ fn structured(map: Map<String, Value>) -> Result<Event, Error> {
         return Err(Error::invalid_event("`specversion` must be \"1.0\""));
     }
     if map.contains_key("data") && map.contains_key("data_base64") {
-        return Err(Error::invalid_event("`data` and `data_base64` are both present"));
+        return Err(Error::invalid_event(
+            "`data` and `data_base64` are both present",
+        ));
     }
     let event: Event = serde_json::from_value(Value::Object(map))
         .map_err(|e| Error::invalid_event(format!("malformed CloudEvent: {e}")))?;
@@ -68,7 +76,8 @@ fn eventbridge(mut map: Map<String, Value>) -> Result<Event, Error> {
         Some(Value::String(s)) if !s.is_empty() => Some(s),
         _ => None,
     };
-    let source = text("source").ok_or_else(|| Error::invalid_event("EventBridge `source` is empty"))?;
+    let source =
+        text("source").ok_or_else(|| Error::invalid_event("EventBridge `source` is empty"))?;
     let ty = text("detail-type")
         .ok_or_else(|| Error::invalid_event("EventBridge `detail-type` is empty"))?;
     let id = text("id").unwrap_or_else(new_id);
@@ -76,7 +85,9 @@ fn eventbridge(mut map: Map<String, Value>) -> Result<Event, Error> {
     let account = text("account");
     let region = text("region");
     let subject = match map.get("resources") {
-        Some(Value::Array(resources)) => resources.first().and_then(Value::as_str).map(str::to_owned),
+        Some(Value::Array(resources)) => {
+            resources.first().and_then(Value::as_str).map(str::to_owned)
+        }
         _ => None,
     };
     let detail = map.remove("detail").unwrap_or(Value::Object(Map::new()));
@@ -97,9 +108,11 @@ fn eventbridge(mut map: Map<String, Value>) -> Result<Event, Error> {
     if let Some(region) = region {
         builder = builder.extension("awsregion", region);
     }
-    builder
-        .build()
-        .map_err(|e| Error::invalid_event(format!("the EventBridge event does not make a CloudEvent: {e}")))
+    builder.build().map_err(|e| {
+        Error::invalid_event(format!(
+            "the EventBridge event does not make a CloudEvent: {e}"
+        ))
+    })
 }
 
 #[cfg(test)]
@@ -120,7 +133,10 @@ mod tests {
         assert_eq!(e.source().as_str(), "aws.ec2");
         assert_eq!(e.ty(), "EC2 Instance State-change Notification");
         assert_eq!(e.time().unwrap().to_rfc3339(), "2021-11-11T21:29:54+00:00");
-        assert_eq!(e.subject(), Some("arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111"));
+        assert_eq!(
+            e.subject(),
+            Some("arn:aws:ec2:us-east-1:123456789012:instance/i-abcd1111")
+        );
         assert_eq!(
             e.extension("awsregion"),
             Some(&ExtensionValue::String("us-east-1".into()))

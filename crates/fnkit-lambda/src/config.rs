@@ -22,9 +22,14 @@ impl ApiAddress {
     /// Parses `AWS_LAMBDA_RUNTIME_API`: `host:port` (what Lambda sets), optionally with an
     /// `http://` scheme and a path prefix.
     pub(crate) fn parse(value: Option<&str>) -> Result<Self, Error> {
-        let raw = value.map(str::trim).filter(|v| !v.is_empty()).ok_or_else(|| {
-            config_error("AWS_LAMBDA_RUNTIME_API is not set: this process was not started by Lambda")
-        })?;
+        let raw = value
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                config_error(
+                    "AWS_LAMBDA_RUNTIME_API is not set: this process was not started by Lambda",
+                )
+            })?;
         if raw.starts_with("https://") {
             return Err(config_error(format!(
                 "AWS_LAMBDA_RUNTIME_API={raw:?}: the Runtime API is plain HTTP; https is not supported"
@@ -86,7 +91,12 @@ mod tests {
     use super::*;
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |n| pairs.iter().find(|(k, _)| *k == n).map(|(_, v)| (*v).to_owned())
+        move |n| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| (*v).to_owned())
+        }
     }
 
     #[test]
@@ -117,7 +127,10 @@ mod tests {
     fn every_missing_function_variable_is_named() {
         let e = check_function_env(env(&[("AWS_LAMBDA_FUNCTION_NAME", "f")])).unwrap_err();
         assert!(e.message().contains("AWS_LAMBDA_FUNCTION_VERSION"), "{e}");
-        assert!(e.message().contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"), "{e}");
+        assert!(
+            e.message().contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+            "{e}"
+        );
         assert!(!e.message().contains("AWS_LAMBDA_FUNCTION_NAME"), "{e}");
     }
 

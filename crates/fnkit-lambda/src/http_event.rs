@@ -60,14 +60,20 @@ struct ProbeContext {
 /// Tells which HTTP event source `payload` comes from.
 pub(crate) fn detect(payload: &[u8]) -> Result<Source, Error> {
     let probe: Probe = serde_json::from_slice(payload).map_err(|e| {
-        Error::invalid_input(format!("the event is not an HTTP event (malformed JSON: {e})"))
+        Error::invalid_input(format!(
+            "the event is not an HTTP event (malformed JSON: {e})"
+        ))
     })?;
     let ctx = probe.request_context.as_ref();
     if probe.version.as_deref() == Some("2.0") && ctx.is_some_and(|c| c.http.is_some()) {
         let url = ctx
             .and_then(|c| c.domain_name.as_deref())
             .is_some_and(|d| d.contains(".lambda-url.") && d.ends_with(".on.aws"));
-        return Ok(if url { Source::FunctionUrl } else { Source::HttpV2 });
+        return Ok(if url {
+            Source::FunctionUrl
+        } else {
+            Source::HttpV2
+        });
     }
     if ctx.is_some_and(|c| c.elb.is_some()) {
         return Ok(Source::Alb {
@@ -88,7 +94,11 @@ pub(crate) fn detect(payload: &[u8]) -> Result<Source, Error> {
 }
 
 /// Runs an HTTP handler on an HTTP event payload and renders its response for the source.
-pub(crate) async fn handle(f: &dyn HttpFunction, payload: Bytes, ctx: Context) -> Result<Bytes, Error> {
+pub(crate) async fn handle(
+    f: &dyn HttpFunction,
+    payload: Bytes,
+    ctx: Context,
+) -> Result<Bytes, Error> {
     let source = detect(&payload)?;
     let req = to_request(source, &payload)?;
     let ctx = with_request_headers(ctx, req.headers());
@@ -97,11 +107,20 @@ pub(crate) async fn handle(f: &dyn HttpFunction, payload: Bytes, ctx: Context) -
 }
 
 fn with_request_headers(ctx: Context, headers: &HeaderMap) -> Context {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     let trace = TraceContext {
         traceparent: text("traceparent"),
         tracestate: text("tracestate"),
-        xray_trace_id: ctx.trace().xray_trace_id.clone().or_else(|| text("x-amzn-trace-id")),
+        xray_trace_id: ctx
+            .trace()
+            .xray_trace_id
+            .clone()
+            .or_else(|| text("x-amzn-trace-id")),
     };
     ctx.with_trace(trace).with_headers(headers.clone())
 }
@@ -120,7 +139,14 @@ pub(crate) fn to_request(source: Source, payload: &[u8]) -> Result<Request<Body>
                 encode_decoded_query(&e.multi_value_query_string_parameters)
             };
             let path = e.path.unwrap_or_else(|| "/".to_owned());
-            (e.http_method, path, query, headers, e.body, e.is_base64_encoded)
+            (
+                e.http_method,
+                path,
+                query,
+                headers,
+                e.body,
+                e.is_base64_encoded,
+            )
         }
         Source::HttpV2 | Source::FunctionUrl => {
             let e: ApiGatewayV2httpRequest = serde_json::from_slice(payload).map_err(bad)?;
@@ -137,7 +163,14 @@ pub(crate) fn to_request(source: Source, payload: &[u8]) -> Result<Request<Body>
                 .or(e.request_context.http.path)
                 .unwrap_or_else(|| "/".to_owned());
             let query = e.raw_query_string.unwrap_or_default();
-            (e.request_context.http.method, path, query, headers, e.body, e.is_base64_encoded)
+            (
+                e.request_context.http.method,
+                path,
+                query,
+                headers,
+                e.body,
+                e.is_base64_encoded,
+            )
         }
         Source::Alb { .. } => {
             let e: AlbTargetGroupRequest = serde_json::from_slice(payload).map_err(bad)?;
@@ -149,7 +182,14 @@ pub(crate) fn to_request(source: Source, payload: &[u8]) -> Result<Request<Body>
                 join_raw_query(&e.multi_value_query_string_parameters)
             };
             let path = e.path.unwrap_or_else(|| "/".to_owned());
-            (e.http_method, path, query, headers, e.body, e.is_base64_encoded)
+            (
+                e.http_method,
+                path,
+                query,
+                headers,
+                e.body,
+                e.is_base64_encoded,
+            )
         }
     };
     let body = match body {
@@ -157,7 +197,9 @@ pub(crate) fn to_request(source: Source, payload: &[u8]) -> Result<Request<Body>
         Some(b) if base64 => base64::engine::general_purpose::STANDARD
             .decode(b.as_bytes())
             .map(Bytes::from)
-            .map_err(|e| Error::invalid_input(format!("the event body is not valid base64: {e}")))?,
+            .map_err(|e| {
+                Error::invalid_input(format!("the event body is not valid base64: {e}"))
+            })?,
         Some(b) => Bytes::from(b),
     };
     build_request(method, &path, &query, headers, body)
@@ -269,12 +311,24 @@ pub(crate) fn is_text(headers: &HeaderMap) -> bool {
     let Some(ct) = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
         return true;
     };
-    let media = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     media.starts_with("text")
-        || ["application/json", "application/javascript", "application/xml", "application/yaml"]
+        || [
+            "application/json",
+            "application/javascript",
+            "application/xml",
+            "application/yaml",
+        ]
+        .iter()
+        .any(|t| media.starts_with(t))
+        || ["+json", "+xml", "+yaml"]
             .iter()
-            .any(|t| media.starts_with(t))
-        || [ "+json", "+xml", "+yaml"].iter().any(|s| media.ends_with(s))
+            .any(|s| media.ends_with(s))
 }
 
 fn body_of(headers: &HeaderMap, body: Body) -> (AwsBody, bool) {
@@ -393,10 +447,22 @@ mod tests {
 
     #[test]
     fn sources_are_told_apart_by_their_markers() {
-        assert_eq!(detect(&fixture("apigw-v1-request.json")).unwrap(), Source::RestV1);
-        assert_eq!(detect(&fixture("apigw-v1-sam-request.json")).unwrap(), Source::RestV1);
-        assert_eq!(detect(&fixture("apigw-v2-request.json")).unwrap(), Source::HttpV2);
-        assert_eq!(detect(&fixture("function-url-request.json")).unwrap(), Source::FunctionUrl);
+        assert_eq!(
+            detect(&fixture("apigw-v1-request.json")).unwrap(),
+            Source::RestV1
+        );
+        assert_eq!(
+            detect(&fixture("apigw-v1-sam-request.json")).unwrap(),
+            Source::RestV1
+        );
+        assert_eq!(
+            detect(&fixture("apigw-v2-request.json")).unwrap(),
+            Source::HttpV2
+        );
+        assert_eq!(
+            detect(&fixture("function-url-request.json")).unwrap(),
+            Source::FunctionUrl
+        );
         assert_eq!(
             detect(&fixture("alb-request-headers-only.json")).unwrap(),
             Source::Alb { multi: false }
@@ -415,12 +481,19 @@ mod tests {
         assert_eq!(req.method(), Method::POST);
         assert_eq!(req.uri().path(), "/hello/world");
         assert_eq!(req.uri().query(), Some("name=me"));
-        assert_eq!(req.headers()["host"], "gy415nuibc.execute-api.us-east-1.amazonaws.com");
+        assert_eq!(
+            req.headers()["host"],
+            "gy415nuibc.execute-api.us-east-1.amazonaws.com"
+        );
     }
 
     #[test]
     fn rest_v1_multi_value_query_is_encoded_again() {
-        let req = to_request(Source::RestV1, &fixture("apigw-v1-request-multi-value.json")).unwrap();
+        let req = to_request(
+            Source::RestV1,
+            &fixture("apigw-v1-request-multi-value.json"),
+        )
+        .unwrap();
         let q = req.uri().query().unwrap();
         assert!(q.contains("name=me&name=me2"), "{q}");
     }
@@ -445,8 +518,13 @@ mod tests {
     #[test]
     fn v2_url_is_rebuilt_byte_for_byte_from_raw_path_and_query() {
         // §7 #16: duplicates and encodings preserved.
-        let req = to_request(Source::HttpV2, &fixture("apigw-v2-request-multi-value.json")).unwrap();
-        let raw: Value = serde_json::from_slice(&fixture("apigw-v2-request-multi-value.json")).unwrap();
+        let req = to_request(
+            Source::HttpV2,
+            &fixture("apigw-v2-request-multi-value.json"),
+        )
+        .unwrap();
+        let raw: Value =
+            serde_json::from_slice(&fixture("apigw-v2-request-multi-value.json")).unwrap();
         assert_eq!(req.uri().query(), raw["rawQueryString"].as_str());
         let v = json!({"version":"2.0","rawPath":"/a%2Fb/c","rawQueryString":"x=1&x=2&y=%20%2B",
             "requestContext":{"http":{"method":"PUT"}}});
@@ -488,7 +566,11 @@ mod tests {
             "queryStringParameters":{"q":"a%20b"},"headers":{}});
         let req = to_request(Source::Alb { multi: false }, v.to_string().as_bytes()).unwrap();
         assert_eq!(req.uri().query(), Some("q=a%20b"));
-        let req = to_request(Source::Alb { multi: true }, &fixture("alb-request-multivalue-headers.json")).unwrap();
+        let req = to_request(
+            Source::Alb { multi: true },
+            &fixture("alb-request-multivalue-headers.json"),
+        )
+        .unwrap();
         assert_eq!(req.uri(), "/?key=hello");
         assert_eq!(req.body().to_str().unwrap(), "Some text");
         assert_eq!(req.headers()["x-myheader"], "123");
@@ -499,7 +581,15 @@ mod tests {
         // §7 #14.
         let v = payload_json(
             Source::RestV1,
-            response(201, &[("set-cookie", "a=1"), ("set-cookie", "b=2"), ("content-type", "text/plain")], "hi"),
+            response(
+                201,
+                &[
+                    ("set-cookie", "a=1"),
+                    ("set-cookie", "b=2"),
+                    ("content-type", "text/plain"),
+                ],
+                "hi",
+            ),
         );
         assert_eq!(v["statusCode"], 201);
         assert!(v["statusCode"].is_i64());
@@ -519,7 +609,16 @@ mod tests {
         // §7 #15 (response side).
         let v = payload_json(
             Source::HttpV2,
-            response(200, &[("set-cookie", "a=1; Path=/"), ("set-cookie", "b=2"), ("vary", "a"), ("vary", "b")], "{}"),
+            response(
+                200,
+                &[
+                    ("set-cookie", "a=1; Path=/"),
+                    ("set-cookie", "b=2"),
+                    ("vary", "a"),
+                    ("vary", "b"),
+                ],
+                "{}",
+            ),
         );
         assert_eq!(v["cookies"], json!(["a=1; Path=/", "b=2"]));
         assert!(v["headers"].get("set-cookie").is_none(), "{v}");
@@ -539,27 +638,54 @@ mod tests {
             ("application/cloudevents+json", true),
         ] {
             let body: &'static [u8] = if text { b"{}" } else { b"\x89PNG" };
-            let v = payload_json(Source::FunctionUrl, response(200, &[("content-type", ct)], body));
+            let v = payload_json(
+                Source::FunctionUrl,
+                response(200, &[("content-type", ct)], body),
+            );
             assert_eq!(v["isBase64Encoded"], !text, "{ct}");
             if !text {
                 assert_eq!(v["body"], "iVBORw==", "{ct}");
             }
         }
-        let v = payload_json(Source::RestV1, response(200, &[("content-encoding", "gzip"), ("content-type", "text/plain")], "x"));
+        let v = payload_json(
+            Source::RestV1,
+            response(
+                200,
+                &[("content-encoding", "gzip"), ("content-type", "text/plain")],
+                "x",
+            ),
+        );
         assert_eq!(v["isBase64Encoded"], true);
     }
 
     #[test]
     fn alb_response_matches_the_request_header_mode() {
         // §7 #19.
-        let r = || response(200, &[("set-cookie", "a=1"), ("set-cookie", "b=2"), ("x-a", "1")], "ok");
+        let r = || {
+            response(
+                200,
+                &[("set-cookie", "a=1"), ("set-cookie", "b=2"), ("x-a", "1")],
+                "ok",
+            )
+        };
         let multi = payload_json(Source::Alb { multi: true }, r());
-        assert_eq!(multi["multiValueHeaders"]["set-cookie"], json!(["a=1", "b=2"]));
+        assert_eq!(
+            multi["multiValueHeaders"]["set-cookie"],
+            json!(["a=1", "b=2"])
+        );
         assert_eq!(multi["statusDescription"], "200 OK");
         let single = payload_json(Source::Alb { multi: false }, r());
         assert_eq!(single["headers"]["x-a"], "1");
         assert_eq!(single["headers"]["set-cookie"], "b=2");
-        assert!(single["multiValueHeaders"].as_object().is_none_or(|m| m.is_empty()), "{single}");
-        assert!(multi["headers"].as_object().is_none_or(|m| m.is_empty()), "{multi}");
+        assert!(
+            single["multiValueHeaders"]
+                .as_object()
+                .is_none_or(|m| m.is_empty()),
+            "{single}"
+        );
+        assert!(
+            multi["headers"].as_object().is_none_or(|m| m.is_empty()),
+            "{multi}"
+        );
     }
 }

@@ -52,10 +52,14 @@ pub(crate) async fn run(
         let request_id = header_str(&parts.headers, REQUEST_ID)
             .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic() && b != b'/'))
             .ok_or_else(|| {
-                Error::internal("the Runtime API sent an event without a valid Lambda-Runtime-Aws-Request-Id")
+                Error::internal(
+                    "the Runtime API sent an event without a valid Lambda-Runtime-Aws-Request-Id",
+                )
             })?
             .to_owned();
-        let span = tracing::info_span!("invoke", request_id = %request_id);
+        // At ERROR level so the span (and the request id on every line) exists whatever the
+        // log level: an INFO span would vanish under AWS_LAMBDA_LOG_LEVEL=WARN.
+        let span = tracing::error_span!("invoke", request_id = %request_id);
         invoke_once(api, function, info, &request_id, &parts.headers, payload)
             .instrument(span)
             .await?;
@@ -90,7 +94,15 @@ async fn invoke_once(
             let status = api.respond(request_id, body).await?;
             if status == StatusCode::PAYLOAD_TOO_LARGE {
                 // §7 #13: the Runtime API refused the payload; say so rather than lose it.
-                report(api, request_id, &Error::new(ErrorKind::PayloadTooLarge, "the Runtime API refused the response as too large (413)")).await?;
+                report(
+                    api,
+                    request_id,
+                    &Error::new(
+                        ErrorKind::PayloadTooLarge,
+                        "the Runtime API refused the response as too large (413)",
+                    ),
+                )
+                .await?;
             } else if !status.is_success() {
                 log_refusal("/response", status);
             }
@@ -160,9 +172,9 @@ fn context(
     let json_header = |name: &str, label: &str| -> Result<Option<serde_json::Value>, Error> {
         match header_str(headers, name) {
             None => Ok(None),
-            Some(raw) => serde_json::from_str(raw).map(Some).map_err(|e| {
-                Error::invalid_input(format!("the {label} header is not JSON: {e}"))
-            }),
+            Some(raw) => serde_json::from_str(raw)
+                .map(Some)
+                .map_err(|e| Error::invalid_input(format!("the {label} header is not JSON: {e}"))),
         }
     };
     let client_context = json_header(CLIENT_CONTEXT, "Lambda-Runtime-Client-Context")?;
@@ -177,7 +189,9 @@ fn context(
     ctx.extensions_mut().insert(LambdaContext {
         request_id: request_id.to_owned(),
         deadline_ms,
-        invoked_function_arn: header_str(headers, FUNCTION_ARN).unwrap_or_default().to_owned(),
+        invoked_function_arn: header_str(headers, FUNCTION_ARN)
+            .unwrap_or_default()
+            .to_owned(),
         xray_trace_id: trace_id,
         client_context,
         identity,
@@ -315,21 +329,36 @@ mod tests {
             .block_on(run_handler(&f, Bytes::new(), ctx))
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
-        assert!(started.elapsed() < Duration::from_millis(120), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_millis(120),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
     fn headers_fill_the_context() {
         let mut h = HeaderMap::new();
         h.insert(DEADLINE_MS, "1700000000123".parse().unwrap());
-        h.insert(FUNCTION_ARN, "arn:aws:lambda:us-east-1:1:function:f:live".parse().unwrap());
+        h.insert(
+            FUNCTION_ARN,
+            "arn:aws:lambda:us-east-1:1:function:f:live"
+                .parse()
+                .unwrap(),
+        );
         h.insert(CLIENT_CONTEXT, r#"{"custom":{"a":"b"}}"#.parse().unwrap());
         h.insert(COGNITO_IDENTITY, r#"{"identity_id":"i"}"#.parse().unwrap());
         let ctx = context(&info(), "id-1", &h, Some("Root=1-a;Sampled=1".into())).unwrap();
         assert_eq!(ctx.deadline_ms(), Some(1_700_000_000_123));
-        assert_eq!(ctx.trace().xray_trace_id.as_deref(), Some("Root=1-a;Sampled=1"));
+        assert_eq!(
+            ctx.trace().xray_trace_id.as_deref(),
+            Some("Root=1-a;Sampled=1")
+        );
         let lc = ctx.extensions().get::<LambdaContext>().unwrap();
-        assert_eq!(lc.invoked_function_arn, "arn:aws:lambda:us-east-1:1:function:f:live");
+        assert_eq!(
+            lc.invoked_function_arn,
+            "arn:aws:lambda:us-east-1:1:function:f:live"
+        );
         assert_eq!(lc.client_context.as_ref().unwrap()["custom"]["a"], "b");
         assert_eq!(lc.identity.as_ref().unwrap()["identity_id"], "i");
     }
@@ -349,7 +378,10 @@ mod tests {
         h.insert(DEADLINE_MS, "600000".parse().unwrap());
         let ctx = context(&info(), "id-1", &h, None).unwrap();
         let left = ctx.remaining_time().unwrap();
-        assert!(left > Duration::from_secs(590) && left <= Duration::from_secs(600), "{left:?}");
+        assert!(
+            left > Duration::from_secs(590) && left <= Duration::from_secs(600),
+            "{left:?}"
+        );
     }
 
     #[test]

@@ -116,6 +116,9 @@ pub fn run<M>(handler: impl IntoFunction<M>) -> Result<(), Error> {
 /// # Errors
 /// As [`run`].
 pub async fn serve(function: Function, info: Arc<FunctionInfo>) -> Result<(), Error> {
+    // Without any platform feature there is nothing to hand the function to.
+    #[cfg(not(any(feature = "lambda", feature = "knative", feature = "openfaas")))]
+    let _ = function;
     match info.platform {
         Platform::Lambda => {
             #[cfg(feature = "lambda")]

@@ -19,6 +19,8 @@ pub(crate) struct Recorded {
     pub(crate) body: Vec<u8>,
     /// When it arrived, in ms since the Unix epoch.
     pub(crate) at_ms: u64,
+    /// Its place in the order of arrival (0 first).
+    pub(crate) seq: usize,
 }
 
 impl Recorded {
@@ -254,12 +256,14 @@ fn serve(
         {
             let (lock, cvar) = &**log;
             if let Ok(mut l) = lock.lock() {
+                let seq = l.len();
                 l.push(Recorded {
                     method: method.clone(),
                     path: path.clone(),
                     headers,
                     body,
                     at_ms: now_ms(),
+                    seq,
                 });
             }
             cvar.notify_all();

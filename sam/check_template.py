@@ -1,0 +1,90 @@
+"""Checks sam/template.yaml beyond what `sam validate --lint` does (PLATFORMS.md §3, §7 #24-25).
+
+    check_template.py TEMPLATE                  every function: Runtime provided.al2023, Handler
+                                                bootstrap, one Architecture, BuildMethod makefile
+    check_template.py --artifacts DIR TEMPLATE  also: DIR/<LogicalId>/bootstrap is an executable,
+                                                static ELF for that architecture
+
+Uses cfn-lint's YAML loader (it understands !GetAtt and friends); cfn-lint comes with the SAM CLI.
+"""
+
+import os
+import struct
+import sys
+
+from cfnlint.decode import decode
+
+ELF_MACHINE = {"x86_64": 62, "arm64": 183}
+
+
+def fail(message):
+    print(f"sam check: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def functions(path):
+    template, matches = decode(path)
+    if matches or template is None:
+        fail(f"{path} does not parse: {matches}")
+    globals_fn = (template.get("Globals") or {}).get("Function") or {}
+    for name, res in (template.get("Resources") or {}).items():
+        if res.get("Type") != "AWS::Serverless::Function":
+            continue
+        props = dict(globals_fn)
+        props.update(res.get("Properties") or {})
+        yield name, props, res.get("Metadata") or {}
+
+
+def check_template(path):
+    found = []
+    for name, props, meta in functions(path):
+        if props.get("Runtime") != "provided.al2023":
+            fail(f"{name}: Runtime is {props.get('Runtime')!r}, not 'provided.al2023'")
+        if props.get("Handler") != "bootstrap":
+            fail(f"{name}: Handler is {props.get('Handler')!r}, not 'bootstrap'")
+        arch = props.get("Architectures") or ["x86_64"]
+        if len(arch) != 1 or arch[0] not in ELF_MACHINE:
+            fail(f"{name}: Architectures must be one of x86_64, arm64: {arch!r}")
+        if meta.get("BuildMethod") != "makefile":
+            fail(f"{name}: Metadata.BuildMethod is {meta.get('BuildMethod')!r}, not 'makefile'")
+        found.append((name, arch[0]))
+    if not found:
+        fail(f"{path} has no AWS::Serverless::Function")
+    return found
+
+
+def check_bootstrap(path, arch):
+    if not os.path.isfile(path):
+        fail(f"{path} is missing")
+    if not os.access(path, os.X_OK):
+        fail(f"{path} is not executable")
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2:
+        fail(f"{path} is not a 64-bit ELF binary")
+    machine = struct.unpack_from("<H", data, 18)[0]
+    if machine != ELF_MACHINE[arch]:
+        fail(f"{path} is built for ELF machine {machine}, the template says {arch}")
+    phoff = struct.unpack_from("<Q", data, 32)[0]
+    phentsize, phnum = struct.unpack_from("<HH", data, 54)
+    for i in range(phnum):
+        if struct.unpack_from("<I", data, phoff + i * phentsize)[0] == 3:  # PT_INTERP
+            fail(f"{path} is dynamically linked; Lambda's provided.al2023 wants a static binary")
+
+
+def main(argv):
+    artifacts = None
+    if len(argv) >= 2 and argv[0] == "--artifacts":
+        artifacts, argv = argv[1], argv[2:]
+    if len(argv) != 1:
+        fail(__doc__)
+    found = check_template(argv[0])
+    for name, arch in found:
+        if artifacts is not None:
+            check_bootstrap(os.path.join(artifacts, name, "bootstrap"), arch)
+    what = "artifacts" if artifacts else "template"
+    print(f"sam check: {what} OK ({', '.join(n for n, _ in found)})")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
