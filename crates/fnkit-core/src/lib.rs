@@ -34,9 +34,10 @@ pub use cloudevents;
 /// A new identifier in the form of a random UUID (version 4), for request and event ids.
 ///
 /// Ids are unique within the process and unpredictable across processes: the first call takes a
-/// 128-bit key from the OS's randomness (as `std`'s `RandomState` does) and every id is a keyed
-/// hash of a counter. No system call after the first: a request id costs nanoseconds. Not for
-/// secrets or tokens.
+/// 128-bit seed from the OS's randomness (through `std`'s `RandomState`), and every id is that
+/// seed and a counter run through a 64-bit mixer (SplitMix64's finaliser, a bijection, so two
+/// counter values never give the same id). No system call after the first: an id costs
+/// nanoseconds. Not for secrets or tokens.
 ///
 /// ```
 /// let a = fnkit_core::new_id();
@@ -50,21 +51,43 @@ pub fn new_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
 
-    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    static SEED: OnceLock<(u64, u64)> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let keys = KEYS.get_or_init(RandomState::new);
+    let (k0, k1) = *SEED.get_or_init(|| {
+        let keys = RandomState::new();
+        (keys.hash_one(0u8), keys.hash_one(1u8))
+    });
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // Version 4 in the 13th hex digit, variant 10xx in the 17th.
-    let hi = (keys.hash_one((n, 0u8)) & !0xF000) | 0x4000;
-    let lo = (keys.hash_one((n, 1u8)) & !(0xC000 << 48)) | (0x8000 << 48);
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        hi >> 32,
-        (hi >> 16) & 0xFFFF,
-        hi & 0xFFFF,
-        lo >> 48,
-        lo & 0xFFFF_FFFF_FFFF
-    )
+    let hi = (mix(n ^ k0) & !0xF000) | 0x4000;
+    let lo = (mix(n.wrapping_add(k1)) & !(0xC000 << 48)) | (0x8000 << 48);
+    let mut buf = [0u8; 36];
+    let mut at = 0;
+    for (i, byte) in hi
+        .to_be_bytes()
+        .into_iter()
+        .chain(lo.to_be_bytes())
+        .enumerate()
+    {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            buf[at] = b'-';
+            at += 1;
+        }
+        buf[at] = HEX[usize::from(byte >> 4)];
+        buf[at + 1] = HEX[usize::from(byte & 0xF)];
+        at += 2;
+    }
+    buf.iter().map(|&b| char::from(b)).collect()
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// SplitMix64's output function: a bijection on `u64` that spreads every input bit.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 #[cfg(test)]

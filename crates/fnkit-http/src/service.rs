@@ -16,7 +16,7 @@ use fnkit_core::{
 };
 use http::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
 use http::request::Parts;
-use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http::{HeaderMap, HeaderName, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use tracing::Instrument;
 
@@ -78,7 +78,7 @@ pub(crate) async fn handle(
         return Ok(error_reply(&err));
     };
     let request_id = request_id_of(req.headers());
-    let span = tracing::info_span!("request", request_id = %request_id);
+    let span = tracing::info_span!("request", request_id = request_id.as_str());
     // The access line is a debug one: gather its parts only when it will be written.
     let access = tracing::enabled!(tracing::Level::DEBUG).then(|| {
         (
@@ -146,13 +146,23 @@ fn log_error(e: &Error) {
 /// The caller's id for the request: `X-Request-Id`, OpenFaaS's `X-Call-Id` (set by the gateway,
 /// logged by the watchdog with `log_callid`), a CloudEvent's `ce-id`; else a new one.
 fn request_id_of(headers: &HeaderMap) -> String {
-    ["x-request-id", "x-call-id", "ce-id"]
+    [&X_REQUEST_ID, &X_CALL_ID, &CE_ID]
         .into_iter()
         .find_map(|name| header_str(headers, name))
         .map_or_else(fnkit_core::new_id, str::to_owned)
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+// Header names as constants: a lookup by `HeaderName` hashes it once, a lookup by `&str` parses
+// and validates the name on every request first.
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_CALL_ID: HeaderName = HeaderName::from_static("x-call-id");
+static CE_ID: HeaderName = HeaderName::from_static("ce-id");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+static TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+static X_AMZN_TRACE_ID: HeaderName = HeaderName::from_static("x-amzn-trace-id");
+static K_KUBELET_PROBE: HeaderName = HeaderName::from_static("k-kubelet-probe");
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -180,8 +190,8 @@ impl State {
     /// Health, readiness and probes: answered here, never by the handler.
     fn answer_platform_paths<B>(&self, req: &Request<B>) -> Option<Reply> {
         let path = req.uri().path();
-        let probe = req.headers().contains_key("k-kubelet-probe")
-            || header_str(req.headers(), USER_AGENT.as_str())
+        let probe = req.headers().contains_key(&K_KUBELET_PROBE)
+            || header_str(req.headers(), &USER_AGENT)
                 .is_some_and(|ua| ua.starts_with("kube-probe/"));
         let watchdog = self.config.watchdog_paths;
         if path == "/health" && !probe {
@@ -293,9 +303,9 @@ impl State {
     /// moved in once the binding is done with them; HTTP handlers have them on the request.
     fn context(&self, request_id: String, headers: &HeaderMap) -> Context {
         let trace = TraceContext {
-            traceparent: header_str(headers, "traceparent").map(str::to_owned),
-            tracestate: header_str(headers, "tracestate").map(str::to_owned),
-            xray_trace_id: header_str(headers, "x-amzn-trace-id").map(str::to_owned),
+            traceparent: header_str(headers, &TRACEPARENT).map(str::to_owned),
+            tracestate: header_str(headers, &TRACESTATE).map(str::to_owned),
+            xray_trace_id: header_str(headers, &X_AMZN_TRACE_ID).map(str::to_owned),
         };
         Context::new(self.info.clone(), request_id)
             .with_timeout(self.config.timeout)

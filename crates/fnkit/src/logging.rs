@@ -253,7 +253,8 @@ impl JsonVisitor {
         Self {
             format,
             message: String::new(),
-            fields: String::new(),
+            // One allocation for the usual few fields (a request id is 53 bytes rendered).
+            fields: String::with_capacity(96),
             request_id: None,
         }
     }
@@ -318,6 +319,15 @@ impl Visit for JsonVisitor {
 
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
+    // Most values (ids, paths, messages) need no escaping: copy them whole.
+    if !s
+        .bytes()
+        .any(|b| b < 0x20 || b == b'"' || b == b'\\' || b == 0x7f)
+    {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

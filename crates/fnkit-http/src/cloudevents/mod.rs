@@ -8,6 +8,8 @@
 mod binary;
 mod structured;
 
+use std::borrow::Cow;
+
 use cloudevents::event::ExtensionValue;
 use cloudevents::{AttributesReader, Event};
 use fnkit_core::Error;
@@ -25,15 +27,20 @@ pub enum Mode {
 }
 
 /// The media type of a `Content-Type` value: lowercased, parameters dropped.
-pub(crate) fn media_type(headers: &HeaderMap) -> Option<String> {
+pub(crate) fn media_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
     let ct = headers.get(http::header::CONTENT_TYPE)?;
-    media_type_of(&String::from_utf8_lossy(ct.as_bytes()))
+    media_type_of(std::str::from_utf8(ct.as_bytes()).unwrap_or(""))
 }
 
-/// The media type of a content type string: lowercased, parameters dropped.
-pub(crate) fn media_type_of(content_type: &str) -> Option<String> {
-    let essence = content_type.split(';').next()?.trim().to_ascii_lowercase();
-    Some(essence)
+/// The media type of a content type string: lowercased, parameters dropped. Borrowed when it is
+/// lowercase already, as it nearly always is: no allocation per request.
+pub(crate) fn media_type_of(content_type: &str) -> Option<Cow<'_, str>> {
+    let essence = content_type.split(';').next()?.trim();
+    Some(if essence.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(essence.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(essence)
+    })
 }
 
 /// Whether a media type is JSON: `application/json`, `text/json` or `*/*+json`.
