@@ -164,6 +164,35 @@ impl std::fmt::Debug for Function {
 pub trait IntoFunction<M> {
     /// The type-erased function.
     fn into_function(self) -> Function;
+
+    /// Hands the function to the `visitor` method of its shape. Unlike matching on
+    /// [`into_function`](IntoFunction::into_function)'s result, this is resolved at compile
+    /// time: a binary links only what its handler's shape needs on each platform.
+    fn visit<V: ShapeVisitor>(self, visitor: V) -> V::Output
+    where
+        Self: Sized,
+    {
+        match self.into_function() {
+            Function::Typed(f) => visitor.typed(f),
+            Function::Http(f) => visitor.http(f),
+            #[cfg(feature = "cloudevents")]
+            Function::Event(f) => visitor.event(f),
+        }
+    }
+}
+
+/// Receives a handler by its shape, from [`IntoFunction::visit`]. Runtimes implement it to start
+/// the serving loop of that shape.
+pub trait ShapeVisitor {
+    /// What visiting returns.
+    type Output;
+    /// A typed handler.
+    fn typed(self, function: Arc<dyn TypedFunction>) -> Self::Output;
+    /// An HTTP handler.
+    fn http(self, function: Arc<dyn HttpFunction>) -> Self::Output;
+    /// A CloudEvent handler.
+    #[cfg(feature = "cloudevents")]
+    fn event(self, function: Arc<dyn EventFunction>) -> Self::Output;
 }
 
 struct Typed<H, In, Out>(H, PhantomData<fn(In) -> Out>);
@@ -193,8 +222,13 @@ where
     In: DeserializeOwned + Send + 'static,
     Out: Serialize + Send + 'static,
 {
+    #[inline]
     fn into_function(self) -> Function {
         Function::Typed(Arc::new(Typed(self, PhantomData)))
+    }
+
+    fn visit<V: ShapeVisitor>(self, visitor: V) -> V::Output {
+        visitor.typed(Arc::new(Typed(self, PhantomData)))
     }
 }
 
@@ -234,8 +268,13 @@ impl<H> IntoFunction<HttpShape> for Http<H>
 where
     H: Handler<http::Request<Body>, http::Response<Body>>,
 {
+    #[inline]
     fn into_function(self) -> Function {
         Function::Http(Arc::new(self))
+    }
+
+    fn visit<V: ShapeVisitor>(self, visitor: V) -> V::Output {
+        visitor.http(Arc::new(self))
     }
 }
 
@@ -281,12 +320,18 @@ impl<H> IntoFunction<EventShape> for Events<H>
 where
     H: Handler<cloudevents::Event, Option<cloudevents::Event>>,
 {
+    #[inline]
     fn into_function(self) -> Function {
         Function::Event(Arc::new(self))
+    }
+
+    fn visit<V: ShapeVisitor>(self, visitor: V) -> V::Output {
+        visitor.event(Arc::new(self))
     }
 }
 
 impl IntoFunction<()> for Function {
+    #[inline]
     fn into_function(self) -> Function {
         self
     }
@@ -419,6 +464,39 @@ mod tests {
         assert_eq!(v, None);
         let v: () = Payload::Bytes(" \n".into()).deserialize().unwrap();
         assert_eq!(v, ());
+    }
+
+    /// Names the shape it is handed.
+    struct Which;
+    impl ShapeVisitor for Which {
+        type Output = &'static str;
+        fn typed(self, _: Arc<dyn TypedFunction>) -> &'static str {
+            "typed"
+        }
+        fn http(self, _: Arc<dyn HttpFunction>) -> &'static str {
+            "http"
+        }
+        #[cfg(feature = "cloudevents")]
+        fn event(self, _: Arc<dyn EventFunction>) -> &'static str {
+            "event"
+        }
+    }
+
+    #[test]
+    fn visit_hands_each_shape_to_its_own_method() {
+        assert_eq!(double.visit(Which), "typed");
+        let echo = |req: http::Request<Body>, _ctx: Context| async move {
+            Ok::<_, Error>(http::Response::new(req.into_body()))
+        };
+        assert_eq!(http(echo).visit(Which), "http");
+        // A Function already erased takes the same route.
+        assert_eq!(double.into_function().visit(Which), "typed");
+        #[cfg(feature = "cloudevents")]
+        {
+            let relay =
+                |e: cloudevents::Event, _ctx: Context| async move { Ok::<_, Error>(Some(e)) };
+            assert_eq!(events(relay).visit(Which), "event");
+        }
     }
 
     #[test]

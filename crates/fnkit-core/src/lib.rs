@@ -23,7 +23,7 @@ pub use error::{Error, ErrorKind};
 pub use handler::{events, EventFunction, EventShape, Events};
 pub use handler::{
     http, BoxFuture, Function, Handler, Http, HttpFunction, HttpShape, IntoFunction, Payload,
-    TypedFunction, TypedShape,
+    ShapeVisitor, TypedFunction, TypedShape,
 };
 pub use platform::Platform;
 pub use secrets::{secret, Secret};

@@ -13,7 +13,12 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use tracing::Instrument;
 
-use fnkit_core::{Context, Error, ErrorKind, Function, FunctionInfo, Payload, TraceContext};
+#[cfg(feature = "cloudevents")]
+use fnkit_core::EventFunction;
+use fnkit_core::{
+    BoxFuture, Context, Error, ErrorKind, Function, FunctionInfo, HttpFunction, Payload,
+    TraceContext, TypedFunction,
+};
 
 use crate::client::{Diagnostic, RuntimeApi};
 use crate::LambdaContext;
@@ -34,9 +39,9 @@ const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
 const TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
 
 /// Serves invocations until the Runtime API fails.
-pub(crate) async fn run(
+pub(crate) async fn run<D: Dispatch + ?Sized>(
     api: &mut RuntimeApi,
-    function: &Function,
+    function: &D,
     info: &Arc<FunctionInfo>,
 ) -> Result<(), Error> {
     loop {
@@ -66,9 +71,9 @@ pub(crate) async fn run(
     }
 }
 
-async fn invoke_once(
+async fn invoke_once<D: Dispatch + ?Sized>(
     api: &mut RuntimeApi,
-    function: &Function,
+    function: &D,
     info: &Arc<FunctionInfo>,
     request_id: &str,
     headers: &HeaderMap,
@@ -216,9 +221,13 @@ fn absolute_deadline_ms(ms: u64) -> u64 {
 }
 
 /// Runs the handler of whatever shape, bounded by the deadline, with panics caught.
-async fn run_handler(function: &Function, payload: Bytes, ctx: Context) -> Result<Bytes, Error> {
+async fn run_handler<D: Dispatch + ?Sized>(
+    function: &D,
+    payload: Bytes,
+    ctx: Context,
+) -> Result<Bytes, Error> {
     let deadline = ctx.deadline();
-    let call = CatchUnwind(Box::pin(dispatch(function, payload, ctx)));
+    let call = CatchUnwind(function.dispatch(payload, ctx));
     let result = match deadline {
         None => call.await,
         Some(deadline) => {
@@ -248,14 +257,48 @@ async fn run_handler(function: &Function, payload: Bytes, ctx: Context) -> Resul
     })
 }
 
-async fn dispatch(function: &Function, payload: Bytes, ctx: Context) -> Result<Bytes, Error> {
-    match function {
-        Function::Typed(f) => f.call(Payload::Bytes(payload), ctx).await.map(Bytes::from),
-        Function::Http(f) => crate::http_event::handle(f.as_ref(), payload, ctx).await,
-        #[cfg(feature = "cloudevents")]
-        Function::Event(f) => crate::cloudevent::handle(f.as_ref(), payload, ctx).await,
-        #[allow(unreachable_patterns)]
-        _ => Err(crate::unsupported_shape()),
+/// One handler shape's way from a payload to a response payload. The runtime loop is generic
+/// over it, so a binary links only the shape it runs: a typed function carries no API Gateway
+/// or EventBridge mapping.
+pub(crate) trait Dispatch: Send + Sync {
+    /// Runs the handler on one invocation's payload.
+    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Bytes, Error>>;
+}
+
+impl Dispatch for dyn TypedFunction {
+    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Bytes, Error>> {
+        Box::pin(async move {
+            self.call(Payload::Bytes(payload), ctx)
+                .await
+                .map(Bytes::from)
+        })
+    }
+}
+
+impl Dispatch for dyn HttpFunction {
+    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Bytes, Error>> {
+        Box::pin(crate::http_event::handle(self, payload, ctx))
+    }
+}
+
+#[cfg(feature = "cloudevents")]
+impl Dispatch for dyn EventFunction {
+    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Bytes, Error>> {
+        Box::pin(crate::cloudevent::handle(self, payload, ctx))
+    }
+}
+
+/// Any shape, chosen per invocation: for callers that hold a [`Function`].
+impl Dispatch for Function {
+    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Bytes, Error>> {
+        match self {
+            Function::Typed(f) => f.dispatch(payload, ctx),
+            Function::Http(f) => f.dispatch(payload, ctx),
+            #[cfg(feature = "cloudevents")]
+            Function::Event(f) => f.dispatch(payload, ctx),
+            #[allow(unreachable_patterns)]
+            _ => Box::pin(async { Err(crate::unsupported_shape()) }),
+        }
     }
 }
 

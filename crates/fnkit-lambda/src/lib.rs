@@ -70,7 +70,9 @@ pub mod batch;
 
 use std::sync::Arc;
 
-use fnkit_core::{Error, ErrorKind, Function, FunctionInfo};
+#[cfg(feature = "cloudevents")]
+use fnkit_core::EventFunction;
+use fnkit_core::{Error, ErrorKind, Function, FunctionInfo, HttpFunction, TypedFunction};
 
 use crate::client::{Diagnostic, RuntimeApi};
 use crate::config::ApiAddress;
@@ -139,13 +141,58 @@ pub struct LambdaContext {
 /// - The Runtime API failing (a transport error or a non-2xx answer to `/next`): Lambda then
 ///   starts a new sandbox.
 pub async fn serve(function: Function, info: Arc<FunctionInfo>) -> Result<(), Error> {
+    let shape = check_shape(&function);
+    serve_dispatch(&function, info, shape).await
+}
+
+/// [`serve`] for a typed function. Unlike [`serve`], it links only the typed path: `fnkit::run`
+/// calls it (or [`serve_http`], [`serve_events`]) so a binary carries the event mapping of the
+/// one shape it has.
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_typed(
+    function: Arc<dyn TypedFunction>,
+    info: Arc<FunctionInfo>,
+) -> Result<(), Error> {
+    serve_dispatch(&*function, info, Ok(())).await
+}
+
+/// [`serve`] for an HTTP function (API Gateway, ALB and Function URL events).
+///
+/// # Errors
+/// As [`serve`].
+pub async fn serve_http(
+    function: Arc<dyn HttpFunction>,
+    info: Arc<FunctionInfo>,
+) -> Result<(), Error> {
+    serve_dispatch(&*function, info, Ok(())).await
+}
+
+/// [`serve`] for a CloudEvent function (structured CloudEvents and EventBridge events).
+///
+/// # Errors
+/// As [`serve`].
+#[cfg(feature = "cloudevents")]
+pub async fn serve_events(
+    function: Arc<dyn EventFunction>,
+    info: Arc<FunctionInfo>,
+) -> Result<(), Error> {
+    serve_dispatch(&*function, info, Ok(())).await
+}
+
+async fn serve_dispatch<D: invoke::Dispatch + ?Sized>(
+    function: &D,
+    info: Arc<FunctionInfo>,
+    shape: Result<(), Error>,
+) -> Result<(), Error> {
     let var = |name: &str| std::env::var(name).ok();
     let address = ApiAddress::parse(var("AWS_LAMBDA_RUNTIME_API").as_deref())?;
     let mut api = RuntimeApi::new(address)?;
 
     let init = config::check_function_env(var)
         .map_err(|e| (config::INVALID_CONFIG, e))
-        .and_then(|()| check_shape(&function).map_err(|e| (config::INIT_ERROR, e)));
+        .and_then(|()| shape.map_err(|e| (config::INIT_ERROR, e)));
     if let Err((error_type, e)) = init {
         let diagnostic = Diagnostic {
             error_type,
@@ -157,7 +204,7 @@ pub async fn serve(function: Function, info: Arc<FunctionInfo>) -> Result<(), Er
         return Err(e);
     }
     install_panic_hook();
-    invoke::run(&mut api, &function, &info).await
+    invoke::run(&mut api, function, &info).await
 }
 
 fn check_shape(function: &Function) -> Result<(), Error> {

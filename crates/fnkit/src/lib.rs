@@ -95,17 +95,92 @@ pub fn run<M>(handler: impl IntoFunction<M>) -> Result<(), Error> {
         tracing::error!(error = e.kind().as_str(), "{}", e.message());
     })?;
     install_panic_hook();
-    let function = handler.into_function();
     let info = Arc::new(FunctionInfo::from_env(platform));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(Error::internal)?;
-    let result = runtime.block_on(serve(function, info));
+    // The shape is resolved at compile time: on Lambda only the handler's own event mapping is
+    // linked (a typed function carries no API Gateway types).
+    let result = handler.visit(Launch {
+        info,
+        runtime: &runtime,
+    });
     if let Err(e) = &result {
         tracing::error!(error = e.kind().as_str(), "{}", e.message());
     }
     result
+}
+
+/// Starts the serving loop of a handler's shape on the detected platform.
+struct Launch<'a> {
+    info: Arc<FunctionInfo>,
+    #[cfg_attr(
+        not(any(feature = "lambda", feature = "knative", feature = "openfaas")),
+        allow(dead_code)
+    )]
+    runtime: &'a tokio::runtime::Runtime,
+}
+
+impl Launch<'_> {
+    /// The HTTP platforms serve every shape through one runtime.
+    fn on_http_platform(self, function: Function) -> Result<(), Error> {
+        #[cfg(any(feature = "knative", feature = "openfaas"))]
+        return self
+            .runtime
+            .block_on(fnkit_http::serve(function, self.info));
+        #[cfg(not(any(feature = "knative", feature = "openfaas")))]
+        {
+            let _ = function;
+            Err(not_built(self.info.platform.as_str(), "knative"))
+        }
+    }
+
+    #[cfg(not(feature = "lambda"))]
+    fn lambda_not_built(&self) -> Result<(), Error> {
+        Err(not_built("lambda", "lambda"))
+    }
+}
+
+impl fnkit_core::ShapeVisitor for Launch<'_> {
+    type Output = Result<(), Error>;
+
+    fn typed(self, function: Arc<dyn fnkit_core::TypedFunction>) -> Self::Output {
+        if self.info.platform != Platform::Lambda {
+            return self.on_http_platform(Function::Typed(function));
+        }
+        #[cfg(feature = "lambda")]
+        return self
+            .runtime
+            .block_on(fnkit_lambda::serve_typed(function, self.info));
+        #[cfg(not(feature = "lambda"))]
+        self.lambda_not_built()
+    }
+
+    fn http(self, function: Arc<dyn fnkit_core::HttpFunction>) -> Self::Output {
+        if self.info.platform != Platform::Lambda {
+            return self.on_http_platform(Function::Http(function));
+        }
+        #[cfg(feature = "lambda")]
+        return self
+            .runtime
+            .block_on(fnkit_lambda::serve_http(function, self.info));
+        #[cfg(not(feature = "lambda"))]
+        self.lambda_not_built()
+    }
+
+    #[cfg(feature = "cloudevents")]
+    fn event(self, function: Arc<dyn fnkit_core::EventFunction>) -> Self::Output {
+        if self.info.platform != Platform::Lambda {
+            return self.on_http_platform(Function::Event(function));
+        }
+        #[cfg(feature = "lambda")]
+        return self
+            .runtime
+            .block_on(fnkit_lambda::serve_events(function, self.info));
+        #[cfg(not(feature = "lambda"))]
+        self.lambda_not_built()
+    }
 }
 
 /// Serves `function` on the platform `info` names, inside a Tokio runtime the caller owns.
