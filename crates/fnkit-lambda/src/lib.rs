@@ -40,13 +40,12 @@
 //! - It deserialises the payload into a Rust type and serialises the response with serde; fnkit's
 //!   handlers take and give JSON bytes, so going through it would cost a `RawValue` copy and
 //!   validation each way.
-//! - Measured with the bench harness (static musl, fat LTO, 20 cold starts each, same run, 2
-//!   cores): exec to first `GET /next`, median, and peak RSS —
-//!   bare `lambda_runtime` 1.5 hello 1.32 ms / 1,354 KiB / 1,332,096 B;
-//!   fnkit `hello` built for Lambda only 0.65 ms / 1,036 KiB / 1,053,368 B (with the JSON log
-//!   subscriber: 0.63 ms / 1,208 KiB / 1,143,960 B); fnkit `hello` with every platform
-//!   0.97 ms / 1,826 KiB / 2,204,056 B. It needs no tower, futures, async-stream, hyper-util
-//!   pooled client or multi-thread runtime.
+//! - Measured by `make bench` (static musl, `opt-level = "s"`, fat LTO, 60 interleaved cold
+//!   starts each, 2 cores; BENCHMARKS.md): exec to first `GET /next`, median, and peak RSS —
+//!   bare `lambda_runtime` 1.5 hello 1.33 ms / 1,124 KiB / 1,082,240 B; fnkit `hello` built for
+//!   Lambda only 0.62 ms / 840 KiB / 836,280 B; fnkit `hello` with every platform 0.94 ms /
+//!   1,752 KiB / 1,983,096 B. It needs no tower, futures, async-stream, hyper-util pooled
+//!   client or multi-thread runtime.
 //!
 //! Types come from [`aws_lambda_events`]: the HTTP mapping uses its API Gateway, ALB and Function
 //! URL types, and [`aws`] re-exports the event families behind features.
