@@ -145,7 +145,7 @@ pub async fn serve(function: Function, info: Arc<FunctionInfo>) -> Result<(), Er
 }
 
 /// [`serve`] for a typed function. Unlike [`serve`], it links only the typed path: `fnkit::run`
-/// calls it (or [`serve_http`], [`serve_events`]) so a binary carries the event mapping of the
+/// calls it (or [`serve_http`], or `serve_events` with `cloudevents`) so a binary carries the event mapping of the
 /// one shape it has.
 ///
 /// # Errors
