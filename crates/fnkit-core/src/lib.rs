@@ -13,6 +13,7 @@ mod body;
 mod context;
 mod error;
 mod handler;
+mod panic;
 mod platform;
 mod secrets;
 
@@ -25,6 +26,7 @@ pub use handler::{
     http, BoxFuture, Function, Handler, Http, HttpFunction, HttpShape, IntoFunction, Payload,
     ShapeVisitor, TypedFunction, TypedShape,
 };
+pub use panic::{panic_message, CatchUnwind};
 pub use platform::Platform;
 pub use secrets::{secret, Secret};
 

@@ -1,18 +1,15 @@
 //! One request, start to finish: health and probes, limits, the three handler shapes, errors.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::Instant;
 
 use bytes::Bytes;
 use cloudevents::{AttributesReader, AttributesWriter, Data, Event, EventBuilder};
 use fnkit_core::{
-    Body, BoxFuture, Context, Error, ErrorKind, Function, FunctionInfo, Payload, TraceContext,
+    panic_message, Body, BoxFuture, CatchUnwind, Context, Error, ErrorKind, Function, FunctionInfo,
+    Payload, TraceContext,
 };
 use http::header::{HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, USER_AGENT};
 use http::request::Parts;
@@ -317,9 +314,12 @@ impl State {
         let timeout = self.config.timeout;
         match tokio::time::timeout(timeout, CatchUnwind(fut)).await {
             Ok(Ok(result)) => result,
-            Ok(Err(message)) => Err(Error::new(
+            Ok(Err(payload)) => Err(Error::new(
                 ErrorKind::Panic,
-                format!("the handler panicked: {message}"),
+                format!(
+                    "the handler panicked: {}",
+                    panic_message(&*payload).unwrap_or("a non-string panic payload")
+                ),
             )),
             Err(_) => Err(Error::new(
                 ErrorKind::Timeout,
@@ -519,41 +519,17 @@ fn event_context(ctx: Context, event: &Event) -> Context {
         .with_event(Arc::new(attributes_of(event)))
 }
 
-/// Polls a future, turning a panic inside it into `Err(message)`.
-struct CatchUnwind<F>(F);
-
-impl<F: Future + Unpin> Future for CatchUnwind<F> {
-    type Output = Result<F::Output, String>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let inner = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(inner).poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(payload) => Poll::Ready(Err(panic_message(payload.as_ref()))),
-        }
-    }
-}
-
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a non-string panic payload".to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::pin::Pin;
+    use std::task::{Context as TaskContext, Poll};
 
     #[tokio::test]
     async fn a_panicking_future_becomes_an_error_with_its_message() {
         let fut: BoxFuture<'static, u8> = Box::pin(async { panic!("boom {}", 7) });
-        let result = CatchUnwind(fut).await;
-        assert_eq!(result.unwrap_err(), "boom 7");
+        let payload = CatchUnwind(fut).await.unwrap_err();
+        assert_eq!(panic_message(&*payload), Some("boom 7"));
     }
 
     /// A body of `chunks`, counting the chunks read.

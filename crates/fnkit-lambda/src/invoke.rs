@@ -1,12 +1,7 @@
 //! The invocation loop: `/next`, run the handler (bounded by the deadline, panics caught),
 //! `/response` or `/error`, and again (PLATFORMS.md §1.1–1.6).
 
-use std::any::Any;
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -16,8 +11,8 @@ use tracing::Instrument;
 #[cfg(feature = "cloudevents")]
 use fnkit_core::EventFunction;
 use fnkit_core::{
-    BoxFuture, Context, Error, ErrorKind, Function, FunctionInfo, HttpFunction, Payload,
-    TraceContext, TypedFunction,
+    panic_message, BoxFuture, CatchUnwind, Context, Error, ErrorKind, Function, FunctionInfo,
+    HttpFunction, Payload, TraceContext, TypedFunction,
 };
 
 use crate::client::{Diagnostic, RuntimeApi};
@@ -298,30 +293,6 @@ impl Dispatch for Function {
             Function::Event(f) => f.dispatch(payload, ctx),
             #[allow(unreachable_patterns)]
             _ => Box::pin(async { Err(crate::unsupported_shape()) }),
-        }
-    }
-}
-
-fn panic_message(panic: &(dyn Any + Send)) -> Option<&str> {
-    panic
-        .downcast_ref::<&str>()
-        .copied()
-        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-}
-
-/// Polls a future inside `catch_unwind`: a panic in the handler (in its synchronous part or in
-/// any later poll) becomes an `Err` with the panic payload.
-struct CatchUnwind<'a, T>(Pin<Box<dyn Future<Output = T> + Send + 'a>>);
-
-impl<T> Future for CatchUnwind<'_, T> {
-    type Output = Result<T, Box<dyn Any + Send>>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let fut = self.0.as_mut();
-        match std::panic::catch_unwind(AssertUnwindSafe(|| fut.poll(cx))) {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(v)) => Poll::Ready(Ok(v)),
-            Err(panic) => Poll::Ready(Err(panic)),
         }
     }
 }
