@@ -100,8 +100,8 @@ pub async fn serve_with(
 /// HTTP/1.1 and h2c with prior knowledge on one port (feature `http2`, on by default)...
 #[cfg(feature = "http2")]
 type ConnBuilder = hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>;
-/// ... or HTTP/1.1 alone, 300 KB smaller, for platforms that never speak HTTP/2 to the function
-/// (of-watchdog proxies HTTP/1.1).
+/// ... or HTTP/1.1 alone, about 270 KB smaller (`hello`: 1,184,728 against 1,459,288 bytes),
+/// for platforms that never speak HTTP/2 to the function (of-watchdog proxies HTTP/1.1).
 #[cfg(not(feature = "http2"))]
 type ConnBuilder = hyper::server::conn::http1::Builder;
 

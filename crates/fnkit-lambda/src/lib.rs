@@ -202,7 +202,6 @@ async fn serve_dispatch<D: invoke::Dispatch + ?Sized>(
         }
         return Err(e);
     }
-    install_panic_hook();
     invoke::run(&mut api, function, &info).await
 }
 
@@ -221,25 +220,4 @@ pub(crate) fn unsupported_shape() -> Error {
         ErrorKind::Internal,
         "this CloudEvent handler needs fnkit-lambda's `cloudevents` feature (fnkit's `cloudevents`)",
     )
-}
-
-/// Sends panic reports through `tracing` (so they are log lines of the invocation, JSON where
-/// logs are JSON) instead of the default hook's plain text on stderr. Left alone when no
-/// subscriber is installed.
-fn install_panic_hook() {
-    if !tracing::dispatcher::has_been_set() {
-        return;
-    }
-    std::panic::set_hook(Box::new(|panic| {
-        let payload = panic.payload();
-        let message = payload
-            .downcast_ref::<&str>()
-            .copied()
-            .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-            .unwrap_or("Box<dyn Any>");
-        match panic.location() {
-            Some(at) => tracing::error!(location = %at, "panicked: {message}"),
-            None => tracing::error!("panicked: {message}"),
-        }
-    }));
 }

@@ -210,21 +210,20 @@ pub async fn serve(function: Function, info: Arc<FunctionInfo>) -> Result<(), Er
     }
 }
 
-/// Reports panics as log lines (JSON with `json-logs`) instead of the default stderr text. The
-/// runtimes catch a handler's panic and answer with an error; this only records where it was.
+/// Reports panics as log lines (JSON with `json-logs`) instead of the default stderr text, on
+/// every platform. The runtimes catch a handler's panic and answer with an error; this only
+/// records where it was. Left alone when no subscriber is installed, so a panic is never silent.
 fn install_panic_hook() {
+    if !tracing::dispatcher::has_been_set() {
+        return;
+    }
     std::panic::set_hook(Box::new(|info| {
-        let message = info
-            .payload()
-            .downcast_ref::<&str>()
-            .map(|s| (*s).to_owned())
-            .or_else(|| info.payload().downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "a non-string panic payload".to_owned());
-        let location = info
-            .location()
-            .map(|l| format!("{}:{}", l.file(), l.line()))
-            .unwrap_or_default();
-        tracing::error!(panic.location = %location, "panicked: {message}");
+        let message =
+            fnkit_core::panic_message(info.payload()).unwrap_or("a non-string panic payload");
+        match info.location() {
+            Some(at) => tracing::error!(panic.location = %at, "panicked: {message}"),
+            None => tracing::error!("panicked: {message}"),
+        }
     }));
 }
 
