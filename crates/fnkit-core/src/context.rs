@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{Extensions, HeaderMap};
 
-use crate::Platform;
+use crate::{Platform, TraceContext};
 
 /// Facts about the deployed function that do not change between invocations.
 ///
@@ -34,13 +34,12 @@ impl FunctionInfo {
     /// Reads the function's identity from the environment of `platform`. Never fails: absent
     /// variables fall back as documented on each field (Knative's `K_*` are optional).
     pub fn from_env(platform: Platform) -> Self {
-        Self::from_lookup(platform, |name| {
-            std::env::var(name).ok().filter(|v| !v.is_empty())
-        })
+        Self::from_lookup(platform, crate::env::env_var)
     }
 
     /// [`FunctionInfo::from_env`] over any variable lookup.
     pub fn from_lookup(platform: Platform, var: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |name: &str| crate::env::from_value(var(name));
         let (name_var, version_var) = match platform {
             Platform::Lambda => ("AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_VERSION"),
             Platform::Knative => ("K_SERVICE", "K_REVISION"),
@@ -74,28 +73,6 @@ fn executable_name() -> String {
         .and_then(|p| p.file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "function".to_owned())
-}
-
-/// Distributed-tracing context of an invocation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TraceContext {
-    /// The W3C `traceparent`, from the HTTP header or the CloudEvent extension.
-    pub traceparent: Option<String>,
-    /// The W3C `tracestate`, where present.
-    pub tracestate: Option<String>,
-    /// The AWS X-Ray trace header (`Lambda-Runtime-Trace-Id` or `X-Amzn-Trace-Id`).
-    pub xray_trace_id: Option<String>,
-}
-
-impl TraceContext {
-    /// The 32-hex-digit trace id of the `traceparent`, if it is well formed.
-    pub fn trace_id(&self) -> Option<&str> {
-        let tp = self.traceparent.as_deref()?;
-        let mut parts = tp.split('-');
-        let (_version, trace_id) = (parts.next()?, parts.next()?);
-        (trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then_some(trace_id)
-    }
 }
 
 /// The invocation a handler serves: its id, deadline, trace, the function it belongs to, and the
@@ -328,19 +305,5 @@ mod tests {
         let past = Context::new(info(), "r").with_deadline(UNIX_EPOCH);
         assert_eq!(past.remaining_time(), Some(Duration::ZERO));
         assert_eq!(past.deadline_ms(), Some(0));
-    }
-
-    #[test]
-    fn trace_id_is_taken_from_a_well_formed_traceparent() {
-        let t = TraceContext {
-            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
-            ..TraceContext::default()
-        };
-        assert_eq!(t.trace_id(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
-        let bad = TraceContext {
-            traceparent: Some("garbage".into()),
-            ..TraceContext::default()
-        };
-        assert_eq!(bad.trace_id(), None);
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::{Body, Context, Error};
 
-/// A boxed, sendable future, as adapters receive them from a [`Function`].
+/// A boxed, sendable future, as adapters receive them from a type-erased handler.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Something that answers an input with an output, given the invocation's [`Context`].
@@ -66,7 +66,7 @@ impl Payload {
     /// Deserialises the payload into `T`.
     ///
     /// ```
-    /// use fnkit_core::Payload;
+    /// use fnkit_core::adapter::Payload;
     /// #[derive(serde::Deserialize, Debug)]
     /// struct Order { id: u64 }
     ///
@@ -137,48 +137,15 @@ pub trait EventFunction: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Option<cloudevents::Event>, Error>>;
 }
 
-/// A handler of any shape, type-erased: what platform adapters run.
-#[derive(Clone)]
-pub enum Function {
-    /// JSON in, JSON out.
-    Typed(Arc<dyn TypedFunction>),
-    /// HTTP request in, HTTP response out.
-    Http(Arc<dyn HttpFunction>),
-    /// CloudEvent in, optional CloudEvent out.
-    #[cfg(feature = "cloudevents")]
-    Event(Arc<dyn EventFunction>),
-}
-
-impl std::fmt::Debug for Function {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Typed(_) => "Function::Typed",
-            Self::Http(_) => "Function::Http",
-            #[cfg(feature = "cloudevents")]
-            Self::Event(_) => "Function::Event",
-        })
-    }
-}
-
-/// Turns a handler into a [`Function`]. `M` only tells the shapes apart; users never name it.
+/// What `fnkit::run` accepts: a handler of any of the three shapes.
+///
+/// Implemented for every typed handler, for [`http()`] and for [`events()`]; you never implement
+/// or name it (`M` only tells the shapes apart). The shape is resolved at compile time, so a
+/// binary links only what its handler's shape needs on each platform.
 pub trait IntoFunction<M> {
-    /// The type-erased function.
-    fn into_function(self) -> Function;
-
-    /// Hands the function to the `visitor` method of its shape. Unlike matching on
-    /// [`into_function`](IntoFunction::into_function)'s result, this is resolved at compile
-    /// time: a binary links only what its handler's shape needs on each platform.
-    fn visit<V: ShapeVisitor>(self, visitor: V) -> V::Output
-    where
-        Self: Sized,
-    {
-        match self.into_function() {
-            Function::Typed(f) => visitor.typed(f),
-            Function::Http(f) => visitor.http(f),
-            #[cfg(feature = "cloudevents")]
-            Function::Event(f) => visitor.event(f),
-        }
-    }
+    /// Hands the type-erased handler to the `visitor` method of its shape.
+    #[doc(hidden)]
+    fn visit<V: ShapeVisitor>(self, visitor: V) -> V::Output;
 }
 
 /// Receives a handler by its shape, from [`IntoFunction::visit`]. Runtimes implement it to start
@@ -222,11 +189,6 @@ where
     In: DeserializeOwned + Send + 'static,
     Out: Serialize + Send + 'static,
 {
-    #[inline]
-    fn into_function(self) -> Function {
-        Function::Typed(Arc::new(Typed(self, PhantomData)))
-    }
-
     fn visit<V: ShapeVisitor>(self, visitor: V) -> V::Output {
         visitor.typed(Arc::new(Typed(self, PhantomData)))
     }
@@ -268,11 +230,6 @@ impl<H> IntoFunction<HttpShape> for Http<H>
 where
     H: Handler<http::Request<Body>, http::Response<Body>>,
 {
-    #[inline]
-    fn into_function(self) -> Function {
-        Function::Http(Arc::new(self))
-    }
-
     fn visit<V: ShapeVisitor>(self, visitor: V) -> V::Output {
         visitor.http(Arc::new(self))
     }
@@ -320,20 +277,8 @@ impl<H> IntoFunction<EventShape> for Events<H>
 where
     H: Handler<cloudevents::Event, Option<cloudevents::Event>>,
 {
-    #[inline]
-    fn into_function(self) -> Function {
-        Function::Event(Arc::new(self))
-    }
-
     fn visit<V: ShapeVisitor>(self, visitor: V) -> V::Output {
         visitor.event(Arc::new(self))
-    }
-}
-
-impl IntoFunction<()> for Function {
-    #[inline]
-    fn into_function(self) -> Function {
-        self
     }
 }
 
@@ -377,16 +322,28 @@ mod tests {
         Ok(n * 2)
     }
 
-    fn typed(f: Function) -> Arc<dyn TypedFunction> {
-        match f {
-            Function::Typed(t) => t,
-            other => panic!("expected a typed function, got {other:?}"),
+    /// The type-erased form of a typed handler, as `fnkit::run` hands it to a runtime.
+    fn typed<M>(f: impl IntoFunction<M>) -> Arc<dyn TypedFunction> {
+        struct Typed;
+        impl ShapeVisitor for Typed {
+            type Output = Arc<dyn TypedFunction>;
+            fn typed(self, f: Arc<dyn TypedFunction>) -> Self::Output {
+                f
+            }
+            fn http(self, _: Arc<dyn HttpFunction>) -> Self::Output {
+                panic!("expected a typed function, got an HTTP one")
+            }
+            #[cfg(feature = "cloudevents")]
+            fn event(self, _: Arc<dyn EventFunction>) -> Self::Output {
+                panic!("expected a typed function, got a CloudEvent one")
+            }
         }
+        f.visit(Typed)
     }
 
     #[test]
     fn an_async_fn_is_a_typed_function() {
-        let f = typed(double.into_function());
+        let f = typed(double);
         let out = block_on(f.call(Payload::Bytes("21".into()), ctx())).unwrap();
         assert_eq!(out, b"42");
         let out = block_on(f.call(Payload::Json(serde_json::json!(4)), ctx())).unwrap();
@@ -395,16 +352,13 @@ mod tests {
 
     #[test]
     fn a_closure_with_its_own_error_type_is_a_typed_function() {
-        let f = typed(
-            (|s: String, _ctx: Context| async move {
-                if s.is_empty() {
-                    Err("empty")
-                } else {
-                    Ok(s.len())
-                }
-            })
-            .into_function(),
-        );
+        let f = typed(|s: String, _ctx: Context| async move {
+            if s.is_empty() {
+                Err("empty")
+            } else {
+                Ok(s.len())
+            }
+        });
         assert_eq!(
             block_on(f.call(Payload::Bytes(r#""abc""#.into()), ctx())).unwrap(),
             b"3"
@@ -421,7 +375,7 @@ mod tests {
                 Ok(n + self.0)
             }
         }
-        let f = typed(Add(10).into_function());
+        let f = typed(Add(10));
         assert_eq!(
             block_on(f.call(Payload::Bytes("1".into()), ctx())).unwrap(),
             b"11"
@@ -489,8 +443,6 @@ mod tests {
             Ok::<_, Error>(http::Response::new(req.into_body()))
         };
         assert_eq!(http(echo).visit(Which), "http");
-        // A Function already erased takes the same route.
-        assert_eq!(double.into_function().visit(Which), "typed");
         #[cfg(feature = "cloudevents")]
         {
             let relay =

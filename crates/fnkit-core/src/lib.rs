@@ -1,39 +1,69 @@
 //! The platform-free core of [fnkit](https://docs.rs/fnkit): the handler API, [`Context`],
-//! [`Error`] and [`Platform`] detection.
+//! [`Error`] and [`Platform`] detection, and in [`adapter`] the rules every platform adapter
+//! shares. It does no I/O beyond reading the environment and secret files on request.
 //!
 //! Adapters (the HTTP runtime for Knative, OpenFaaS and local mode; the Lambda runtime) depend on
 //! this crate; this crate depends on no platform. Users depend on the `fnkit` facade, which
-//! re-exports everything here.
+//! re-exports everything here but [`adapter`].
 //!
 //! Features:
-//! - `cloudevents`: the CloudEvent handler shape ([`events()`]) and the incoming event in
-//!   [`Context`], on `cloudevents-sdk`'s data model.
+//! - `cloudevents`: the CloudEvent handler shape ([`events()`]), the incoming event in
+//!   [`Context`], and [`adapter::ce`], on `cloudevents-sdk`'s data model.
 
 mod body;
+#[cfg(feature = "cloudevents")]
+mod ce;
 mod context;
+mod env;
 mod error;
+mod guard;
 mod handler;
-mod panic;
 mod platform;
 mod secrets;
+mod trace;
 
 pub use body::Body;
-pub use context::{Context, FunctionInfo, TraceContext};
+pub use context::{Context, FunctionInfo};
 pub use error::{Error, ErrorKind};
 #[cfg(feature = "cloudevents")]
-pub use handler::{events, EventFunction, EventShape, Events};
-pub use handler::{
-    http, BoxFuture, Function, Handler, Http, HttpFunction, HttpShape, IntoFunction, Payload,
-    ShapeVisitor, TypedFunction, TypedShape,
-};
-pub use panic::{panic_message, CatchUnwind};
+pub use handler::{events, Events};
+pub use handler::{http, Handler, Http, IntoFunction};
 pub use platform::Platform;
 pub use secrets::{secret, Secret};
+pub use trace::TraceContext;
 
 #[cfg(feature = "cloudevents")]
 pub use cloudevents;
 
+/// What only platform adapters need: the handlers' type-erased forms, the shared decoding rules,
+/// and the guard around a handler's run. Function authors never use it (`fnkit` does not
+/// re-export it).
+///
+/// Every rule about input lives here once, and every adapter calls it, so the same input gets the
+/// same verdict on every platform: [`env_var`] for the environment, [`trace_context`] for trace
+/// headers, [`ce`] for CloudEvents, [`guard`] for panics and time limits.
+pub mod adapter {
+    pub use crate::handler::{
+        BoxFuture, HttpFunction, HttpShape, Payload, ShapeVisitor, TypedFunction, TypedShape,
+    };
+    #[cfg(feature = "cloudevents")]
+    pub use crate::handler::{EventFunction, EventShape};
+
+    pub use crate::env::{env_from, env_var};
+    pub use crate::guard::{guard, panic_message, Limit};
+    pub use crate::trace::{trace_context, TraceInput};
+
+    /// CloudEvents without a transport: attribute rules, the JSON format, data splitting.
+    #[cfg(feature = "cloudevents")]
+    pub mod ce {
+        pub use crate::ce::*;
+    }
+
+    pub use crate::new_id;
+}
+
 /// A new identifier in the form of a random UUID (version 4), for request and event ids.
+#[doc(hidden)] // reached as `adapter::new_id`
 ///
 /// Ids are unique within the process and unpredictable across processes: the first call takes a
 /// 128-bit seed from the OS's randomness (through `std`'s `RandomState`), and every id is that
@@ -42,8 +72,8 @@ pub use cloudevents;
 /// nanoseconds. Not for secrets or tokens.
 ///
 /// ```
-/// let a = fnkit_core::new_id();
-/// let b = fnkit_core::new_id();
+/// let a = fnkit_core::adapter::new_id();
+/// let b = fnkit_core::adapter::new_id();
 /// assert_ne!(a, b);
 /// assert_eq!(a.len(), 36);
 /// assert_eq!(a.as_bytes()[14], b'4'); // version 4

@@ -42,7 +42,7 @@ impl Platform {
     ///
     /// [`ErrorKind::InvalidInput`]: crate::ErrorKind::InvalidInput
     pub fn detect() -> Result<Self, Error> {
-        Self::detect_from(|name| std::env::var_os(name).map(|v| v.to_string_lossy().into_owned()))
+        Self::detect_from(crate::env::env_var)
     }
 
     /// [`Platform::detect`] over any variable lookup, for tests and embedders.
@@ -58,10 +58,11 @@ impl Platform {
     /// # Errors
     /// As [`Platform::detect`].
     pub fn detect_from(var: impl Fn(&str) -> Option<String>) -> Result<Self, Error> {
-        if let Some(forced) = var("FNKIT_PLATFORM").filter(|v| !v.is_empty()) {
+        let var = |name: &str| crate::env::from_value(var(name));
+        if let Some(forced) = var("FNKIT_PLATFORM") {
             return forced.parse();
         }
-        let set = |name: &str| var(name).is_some_and(|v| !v.is_empty());
+        let set = |name: &str| var(name).is_some();
         Ok(if set("AWS_LAMBDA_RUNTIME_API") {
             Self::Lambda
         } else if set("K_SERVICE") {
@@ -100,14 +101,7 @@ impl FromStr for Platform {
 mod tests {
     use super::*;
 
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
+    use crate::adapter::env_from as env;
 
     #[test]
     fn nothing_set_means_local() {
@@ -140,7 +134,12 @@ mod tests {
 
     #[test]
     fn empty_variables_count_as_unset() {
-        let e = env(&[("FNKIT_PLATFORM", ""), ("K_SERVICE", "")]);
+        // Raw lookups, as a caller's own might give them: the rule applies all the same.
+        let e = |name: &str| {
+            ["FNKIT_PLATFORM", "K_SERVICE"]
+                .contains(&name)
+                .then(|| " ".to_owned())
+        };
         assert_eq!(Platform::detect_from(e).unwrap(), Platform::Local);
     }
 

@@ -47,7 +47,7 @@ impl Secret {
     /// The directory [`secret`] reads from: `FNKIT_SECRETS_DIR` when set and not empty, else
     /// [`Secret::OPENFAAS_DIR`].
     pub fn dir() -> PathBuf {
-        dir_from(std::env::var_os(Self::DIR_ENV).map(PathBuf::from))
+        dir_from(crate::env::env_var(Self::DIR_ENV).map(PathBuf::from))
     }
 
     /// Reads the secret `name` from the file `dir/name`, every time (no cache). [`secret`] is

@@ -1,4 +1,5 @@
-//! The HTTP runtime's settings, read from the environment once at start-up.
+//! The HTTP runtime's settings, read from the environment once at start-up; the OpenFaaS
+//! profile adjusts them in `openfaas.rs`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -19,6 +20,8 @@ pub struct Config {
     /// watchdog's `exec_timeout` and `write_timeout`, and of `FNKIT_TIMEOUT_SECS` when set).
     /// Past it the request gets 504.
     pub timeout: Duration,
+    /// The setting [`Config::timeout`] came from, named in the 504's message.
+    pub timeout_setting: &'static str,
     /// How long a client may take to send headers and body (`FNKIT_READ_TIMEOUT_SECS`, 30 s;
     /// on OpenFaaS the watchdog's `read_timeout` unless `FNKIT_READ_TIMEOUT_SECS` is set, as
     /// the watchdog streams the body to fnkit at its client's pace).
@@ -47,9 +50,7 @@ impl Config {
     /// A variable that does not parse (a `PORT` that is not a port, a negative timeout, an
     /// `upstream_url` without a port ...), named with its value.
     pub fn from_env(platform: Platform) -> Result<Self, Error> {
-        Self::from_lookup(platform, |name| {
-            std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-        })
+        Self::from_lookup(platform, fnkit_core::adapter::env_var)
     }
 
     /// [`Config::from_env`] over any variable lookup.
@@ -78,6 +79,7 @@ impl Config {
                 })?,
             },
             timeout: secs("FNKIT_TIMEOUT_SECS", 300)?,
+            timeout_setting: "FNKIT_TIMEOUT_SECS",
             read_timeout: secs("FNKIT_READ_TIMEOUT_SECS", 30)?,
             shutdown_timeout: secs("FNKIT_SHUTDOWN_TIMEOUT_SECS", 25)?,
             accept_after_signal: Duration::ZERO,
@@ -85,7 +87,7 @@ impl Config {
             watchdog_paths: false,
         };
         if platform == Platform::OpenFaas {
-            config.apply_watchdog(&var)?;
+            crate::openfaas::apply(&mut config, &var)?;
         } else if let Some(port) = var("PORT") {
             config.addr.set_port(parse_port("PORT", &port)?);
         }
@@ -101,86 +103,17 @@ impl Config {
         }
         Ok(config)
     }
-
-    /// of-watchdog's contract (PLATFORMS.md §6): listen where `upstream_url` points, bound the
-    /// handler by `exec_timeout`, limit concurrency by `max_inflight`, and keep accepting after
-    /// SIGTERM for `healthcheck_interval` + `write_timeout`.
-    fn apply_watchdog(&mut self, var: &impl Fn(&str) -> Option<String>) -> Result<(), Error> {
-        let upstream = var("upstream_url").or_else(|| var("http_upstream_url"));
-        self.addr = match &upstream {
-            Some(url) => upstream_addr(url)?,
-            None => SocketAddr::new(
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                var("FNKIT_OPENFAAS_PORT")
-                    .map(|p| parse_port("FNKIT_OPENFAAS_PORT", &p))
-                    .transpose()?
-                    .unwrap_or(8082),
-            ),
-        };
-        let dur = |name: &str| var(name).map(|v| parse_duration(name, &v)).transpose();
-        let write_timeout = dur("write_timeout")?.unwrap_or(Duration::from_secs(30));
-        let exec_timeout = dur("exec_timeout")?.unwrap_or(Duration::from_secs(30));
-        // The handler runs while both watchdog limits allow (0 disables either): past
-        // exec_timeout the watchdog answers 504 and cancels the request, past write_timeout it
-        // can no longer write the answer. FNKIT_TIMEOUT_SECS may only shorten that.
-        let watchdog_limit = [exec_timeout, write_timeout]
-            .into_iter()
-            .filter(|d| !d.is_zero())
-            .min();
-        if let Some(limit) = watchdog_limit {
-            self.timeout = match var("FNKIT_TIMEOUT_SECS") {
-                Some(_) => self.timeout.min(limit),
-                None => limit,
-            };
-        }
-        if var("FNKIT_READ_TIMEOUT_SECS").is_none() {
-            if let Some(read) = dur("read_timeout")?.filter(|d| !d.is_zero()) {
-                self.read_timeout = read;
-            }
-        }
-        let healthcheck = dur("healthcheck_interval")?.unwrap_or(write_timeout);
-        self.accept_after_signal = healthcheck + write_timeout;
-        if var("FNKIT_SHUTDOWN_TIMEOUT_SECS").is_none() {
-            self.shutdown_timeout = write_timeout;
-        }
-        self.max_inflight = match var("max_inflight") {
-            None => None,
-            Some(v) => match v.trim().parse::<usize>() {
-                Ok(0) => None,
-                Ok(n) => Some(n),
-                Err(_) => return Err(bad("max_inflight", &v, "a whole number (0 = no limit)")),
-            },
-        };
-        self.watchdog_paths = true;
-        Ok(())
-    }
 }
 
-fn bad(name: &str, value: &str, expected: &str) -> Error {
+pub(crate) fn bad(name: &str, value: &str, expected: &str) -> Error {
     Error::invalid_input(format!("{name}={value:?} is not {expected}"))
 }
 
-fn parse_port(name: &str, value: &str) -> Result<u16, Error> {
+pub(crate) fn parse_port(name: &str, value: &str) -> Result<u16, Error> {
     value
         .trim()
         .parse()
         .map_err(|_| bad(name, value, "a TCP port (0-65535)"))
-}
-
-/// Where to listen for an `http://host:port[/path]` upstream URL: the port (80 when absent) on
-/// the host when it is an IP literal (`127.0.0.1`, `[::1]`), else on 127.0.0.1 (`localhost`).
-fn upstream_addr(url: &str) -> Result<SocketAddr, Error> {
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| bad("upstream_url", url, "an http:// URL with a port"))?;
-    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((host, port)) if !port.contains(']') => (host, parse_port("upstream_url", port)?),
-        _ => (authority, 80),
-    };
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    let ip = host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    Ok(SocketAddr::new(ip, port))
 }
 
 /// Parses seconds (`30`, `0.5`) or a Go duration (`10s`, `1m30s`, `500ms`, `1h`).
@@ -230,14 +163,7 @@ pub(crate) fn parse_duration(name: &str, value: &str) -> Result<Duration, Error>
 mod tests {
     use super::*;
 
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |n| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
+    use fnkit_core::adapter::env_from as env;
 
     #[test]
     fn defaults_listen_on_all_interfaces_port_8080() {
@@ -270,101 +196,6 @@ mod tests {
     fn a_bad_port_is_an_error_naming_the_variable() {
         let err = Config::from_lookup(Platform::Local, env(&[("PORT", "http")])).unwrap_err();
         assert!(err.message().contains("PORT=\"http\""), "{err}");
-    }
-
-    #[test]
-    fn openfaas_listens_on_the_upstream_port_on_loopback() {
-        let c = Config::from_lookup(
-            Platform::OpenFaas,
-            env(&[
-                ("upstream_url", "http://127.0.0.1:8099"),
-                ("PORT", "8080"),
-                ("exec_timeout", "10s"),
-                ("write_timeout", "15s"),
-                ("healthcheck_interval", "5s"),
-                ("max_inflight", "3"),
-            ]),
-        )
-        .unwrap();
-        assert_eq!(c.addr, "127.0.0.1:8099".parse().unwrap());
-        assert_eq!(c.timeout, Duration::from_secs(10));
-        assert_eq!(c.accept_after_signal, Duration::from_secs(20));
-        assert_eq!(c.shutdown_timeout, Duration::from_secs(15));
-        assert_eq!(c.max_inflight, Some(3));
-        assert!(c.watchdog_paths);
-    }
-
-    #[test]
-    fn openfaas_handler_limit_is_the_shorter_watchdog_timeout() {
-        let c = |pairs| Config::from_lookup(Platform::OpenFaas, env(pairs)).unwrap();
-        // write_timeout shorter than exec_timeout: the answer must be written before it.
-        let t = c(&[("exec_timeout", "60s"), ("write_timeout", "20s")]).timeout;
-        assert_eq!(t, Duration::from_secs(20));
-        // exec_timeout = 0 disables that limit only.
-        let t = c(&[("exec_timeout", "0"), ("write_timeout", "45s")]).timeout;
-        assert_eq!(t, Duration::from_secs(45));
-        // Both disabled: fnkit's own default.
-        let t = c(&[("exec_timeout", "0"), ("write_timeout", "0")]).timeout;
-        assert_eq!(t, Duration::from_secs(300));
-        // FNKIT_TIMEOUT_SECS can shorten the watchdog's limit, not lengthen it: past
-        // exec_timeout the watchdog has already answered 504 and cancelled the request.
-        let t = c(&[("exec_timeout", "5s"), ("FNKIT_TIMEOUT_SECS", "120")]).timeout;
-        assert_eq!(t, Duration::from_secs(5));
-        let t = c(&[("exec_timeout", "5s"), ("FNKIT_TIMEOUT_SECS", "2")]).timeout;
-        assert_eq!(t, Duration::from_secs(2));
-    }
-
-    #[test]
-    fn openfaas_read_timeout_follows_the_watchdog() {
-        let c = |pairs| Config::from_lookup(Platform::OpenFaas, env(pairs)).unwrap();
-        assert_eq!(
-            c(&[("read_timeout", "2m")]).read_timeout,
-            Duration::from_secs(120)
-        );
-        assert_eq!(c(&[]).read_timeout, Duration::from_secs(30));
-        let explicit = c(&[("read_timeout", "2m"), ("FNKIT_READ_TIMEOUT_SECS", "7")]);
-        assert_eq!(explicit.read_timeout, Duration::from_secs(7));
-        // Other platforms ignore the watchdog's variable.
-        let kn = Config::from_lookup(Platform::Knative, env(&[("read_timeout", "2m")])).unwrap();
-        assert_eq!(kn.read_timeout, Duration::from_secs(30));
-    }
-
-    #[test]
-    fn openfaas_upstream_url_forms() {
-        let addr = |url: &str| upstream_addr(url).unwrap();
-        assert_eq!(
-            addr("http://127.0.0.1:8082"),
-            "127.0.0.1:8082".parse().unwrap()
-        );
-        assert_eq!(
-            addr("http://127.0.0.1:8083/"),
-            "127.0.0.1:8083".parse().unwrap()
-        );
-        assert_eq!(
-            addr("http://localhost:9000/fn?x=1"),
-            "127.0.0.1:9000".parse().unwrap()
-        );
-        assert_eq!(addr("http://[::1]:8082"), "[::1]:8082".parse().unwrap());
-        assert_eq!(addr("http://[::1]"), "[::1]:80".parse().unwrap());
-        assert_eq!(addr("http://127.0.0.1"), "127.0.0.1:80".parse().unwrap());
-        let err = upstream_addr("https://127.0.0.1:8082").unwrap_err();
-        assert!(err.message().contains("upstream_url"), "{err}");
-        assert!(upstream_addr("http://127.0.0.1:port").is_err());
-        // http_upstream_url is the watchdog's other name for it.
-        let c = Config::from_lookup(
-            Platform::OpenFaas,
-            env(&[("http_upstream_url", "http://127.0.0.1:8123")]),
-        )
-        .unwrap();
-        assert_eq!(c.addr, "127.0.0.1:8123".parse().unwrap());
-    }
-
-    #[test]
-    fn openfaas_without_upstream_url_uses_8082() {
-        let c = Config::from_lookup(Platform::OpenFaas, env(&[])).unwrap();
-        assert_eq!(c.addr, "127.0.0.1:8082".parse().unwrap());
-        // healthcheck_interval defaults to write_timeout (30 s).
-        assert_eq!(c.accept_after_signal, Duration::from_secs(60));
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! fnkit's HTTP runtime: a [hyper] 1.x server (HTTP/1.1 and h2c on one port) that runs a fnkit
-//! [`Function`](fnkit_core::Function) locally, on Knative and behind OpenFaaS's of-watchdog, with
-//! the CloudEvents 1.0.2 HTTP binding (binary, structured and batched mode).
+//! fnkit's HTTP runtime: a [hyper] 1.x server (HTTP/1.1, and h2c on the same port with the
+//! `http2` feature) that runs a fnkit handler locally, on Knative and behind OpenFaaS's
+//! of-watchdog, with the CloudEvents 1.0.2 HTTP binding (binary, structured and batched mode).
 //!
-//! Users reach it through `fnkit::run`; [`serve`] and [`serve_with`] are for embedding.
+//! Users reach it through `fnkit::run`, which calls the entry point of the handler's shape:
+//! [`serve_typed`], [`serve_http`] or [`serve_events`]. Each is generic code of its own, so a
+//! binary links the request path of one shape and matches nothing per request.
 //!
 //! What it does for every request:
 //! - `GET /health` (liveness, with version and uptime) and `/ready` (503 once shutdown began)
@@ -11,11 +13,59 @@
 //! - bodies over [`Config::max_body_bytes`] get 413, slow bodies 408, handlers past
 //!   [`Config::timeout`] 504, a panicking handler 500 — and the process goes on serving.
 //! - every error is a JSON body `{"error":"<kind>","message":"..."}`.
+//!
+//! The contracts it follows are in the repository's `docs/platforms.md` (§4 Knative, §5
+//! CloudEvents, §6 OpenFaaS).
 
-pub mod cloudevents;
+mod body;
+mod cloudevents;
 mod config;
+mod dispatch;
+mod openfaas;
+mod probes;
 mod server;
 mod service;
 
+use std::sync::Arc;
+
+#[cfg(doc)]
+use fnkit_core::adapter::ShapeVisitor;
+use fnkit_core::adapter::{EventFunction, HttpFunction, TypedFunction};
+use fnkit_core::{Error, FunctionInfo};
+
 pub use config::Config;
-pub use server::{serve, serve_with, shutdown_signal};
+
+/// Serves a typed handler (JSON in, JSON out; CloudEvent `data` in, reply events out) until
+/// SIGTERM or SIGINT, with settings from the environment ([`Config::from_env`]).
+///
+/// # Errors
+/// A setting that does not parse, an address that cannot be bound, or signal handlers that
+/// cannot be installed.
+pub async fn serve_typed(
+    function: Arc<dyn TypedFunction>,
+    info: Arc<FunctionInfo>,
+) -> Result<(), Error> {
+    server::serve(function, info).await
+}
+
+/// Serves an HTTP handler, as [`serve_typed`] does.
+///
+/// # Errors
+/// As [`serve_typed`].
+pub async fn serve_http(
+    function: Arc<dyn HttpFunction>,
+    info: Arc<FunctionInfo>,
+) -> Result<(), Error> {
+    server::serve(function, info).await
+}
+
+/// Serves a CloudEvent handler, as [`serve_typed`] does.
+///
+/// # Errors
+/// As [`serve_typed`].
+pub async fn serve_events(
+    function: Arc<dyn EventFunction>,
+    info: Arc<FunctionInfo>,
+) -> Result<(), Error> {
+    server::serve(function, info).await
+}

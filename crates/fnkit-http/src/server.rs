@@ -4,22 +4,22 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fnkit_core::{Error, ErrorKind, Function, FunctionInfo, Platform};
+use fnkit_core::{Error, ErrorKind, FunctionInfo, Platform};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
+use crate::dispatch::Shape;
 use crate::service::{handle, State};
 use crate::Config;
 
 /// Serves `function` over HTTP on the platform `info` names, with settings from the
 /// environment ([`Config::from_env`]), until SIGTERM or SIGINT.
-///
-/// # Errors
-/// A setting that does not parse, an address that cannot be bound, or signal handlers that
-/// cannot be installed.
-pub async fn serve(function: Function, info: Arc<FunctionInfo>) -> Result<(), Error> {
+pub(crate) async fn serve<S: Shape + ?Sized>(
+    function: Arc<S>,
+    info: Arc<FunctionInfo>,
+) -> Result<(), Error> {
     let config = Config::from_env(info.platform)?;
     serve_with(function, info, config, shutdown_signal()?).await
 }
@@ -29,7 +29,7 @@ pub async fn serve(function: Function, info: Arc<FunctionInfo>) -> Result<(), Er
 ///
 /// # Errors
 /// When the signal handlers cannot be installed.
-pub fn shutdown_signal() -> Result<impl Future<Output = ()>, Error> {
+pub(crate) fn shutdown_signal() -> Result<impl Future<Output = ()>, Error> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(Error::internal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(Error::internal)?;
@@ -41,7 +41,7 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()>, Error> {
     })
 }
 
-/// [`serve`] with explicit settings and shutdown trigger, for embedding and tests.
+/// [`serve`] with explicit settings and shutdown trigger.
 ///
 /// After `shutdown` resolves: readiness answers 503; new connections are still accepted for
 /// [`Config::accept_after_signal`] (OpenFaaS) and then refused; in-flight requests finish, for
@@ -50,8 +50,8 @@ pub fn shutdown_signal() -> Result<impl Future<Output = ()>, Error> {
 ///
 /// # Errors
 /// When the address cannot be bound.
-pub async fn serve_with(
-    function: Function,
+pub(crate) async fn serve_with<S: Shape + ?Sized>(
+    function: Arc<S>,
     info: Arc<FunctionInfo>,
     config: Config,
     shutdown: impl Future<Output = ()>,
@@ -59,7 +59,7 @@ pub async fn serve_with(
     let addr = config.addr;
     let listener = bind(addr)?;
     let platform = info.platform;
-    let state = Arc::new(State::new(function, info, config));
+    let state = Arc::new(State::new(info, config));
     if platform == Platform::Local {
         tracing::info!(
             platform = platform.as_str(),
@@ -74,14 +74,21 @@ pub async fn serve_with(
     let graceful = GracefulShutdown::new();
 
     tokio::pin!(shutdown);
-    accept_until(&listener, &builder, &graceful, &state, &mut shutdown).await;
+    let serving = Serving {
+        listener: &listener,
+        builder: &builder,
+        graceful: &graceful,
+        state: &state,
+        function: &function,
+    };
+    serving.accept_until(&mut shutdown).await;
     state.begin_shutdown();
     let linger = state.config.accept_after_signal;
     if !linger.is_zero() {
         tracing::info!("still accepting for {linger:?} as the platform keeps routing traffic");
         let deadline = tokio::time::sleep(linger);
         tokio::pin!(deadline);
-        accept_until(&listener, &builder, &graceful, &state, &mut deadline).await;
+        serving.accept_until(&mut deadline).await;
     }
     drop(listener);
 
@@ -139,38 +146,47 @@ fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
     TcpListener::from_std(std_listener).map_err(Error::internal)
 }
 
-async fn accept_until<F: Future<Output = ()> + Unpin>(
-    listener: &TcpListener,
-    builder: &ConnBuilder,
-    graceful: &GracefulShutdown,
-    state: &Arc<State>,
-    stop: &mut F,
-) {
-    loop {
-        tokio::select! {
-            biased;
-            () = &mut *stop => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let state = state.clone();
-                    let service = service_fn(move |req| handle(state.clone(), req));
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    #[cfg(feature = "http2")]
-                    let conn = conn.into_owned();
-                    let conn = graceful.watch(conn);
-                    tokio::spawn(async move {
-                        if let Err(e) = conn.await {
-                            tracing::debug!("connection ended with an error: {e}");
-                        }
-                    });
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+/// What the accept loop needs, borrowed.
+struct Serving<'a, S: ?Sized> {
+    listener: &'a TcpListener,
+    builder: &'a ConnBuilder,
+    graceful: &'a GracefulShutdown,
+    state: &'a Arc<State>,
+    function: &'a Arc<S>,
+}
+
+impl<S: Shape + ?Sized> Serving<'_, S> {
+    /// Accepts connections and serves each on its own task until `stop` resolves.
+    async fn accept_until<F: Future<Output = ()> + Unpin>(&self, stop: &mut F) {
+        loop {
+            tokio::select! {
+                biased;
+                () = &mut *stop => return,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _peer)) => self.serve_connection(stream),
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!("accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
                 }
             }
         }
+    }
+
+    fn serve_connection(&self, stream: tokio::net::TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let state = self.state.clone();
+        let function = self.function.clone();
+        let service = service_fn(move |req| handle(state.clone(), function.clone(), req));
+        let conn = self.builder.serve_connection(TokioIo::new(stream), service);
+        #[cfg(feature = "http2")]
+        let conn = conn.into_owned();
+        let conn = self.graceful.watch(conn);
+        tokio::spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::debug!("connection ended with an error: {e}");
+            }
+        });
     }
 }

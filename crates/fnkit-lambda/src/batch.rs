@@ -1,4 +1,4 @@
-//! Partial batch responses for SQS, Kinesis and DynamoDB Streams (PLATFORMS.md §2.9).
+//! Partial batch responses for SQS, Kinesis and DynamoDB Streams (docs/platforms.md §2.9).
 //!
 //! Return a [`BatchResponse`] from a typed handler of a batch event, and Lambda retries only the
 //! records it names, provided the event source mapping has
@@ -174,7 +174,7 @@ mod tests {
 
     #[test]
     fn all_succeeded_is_an_empty_list() {
-        // §7 #22: `[]` when all succeed.
+        // docs/conformance.md #22: `[]` when all succeed.
         let resp = block_on(BatchResponse::process([R(Some("a"), true)], check)).unwrap();
         assert_eq!(
             serde_json::to_string(&resp).unwrap(),
@@ -206,7 +206,7 @@ mod tests {
     #[cfg(feature = "kinesis")]
     #[test]
     fn kinesis_records_are_named_by_sequence_number() {
-        // §7 #23.
+        // docs/conformance.md #23.
         let event: aws_lambda_events::event::kinesis::KinesisEvent =
             serde_json::from_slice(include_bytes!("../tests/data/kinesis-event.json")).unwrap();
         let record = &event.records[0];
@@ -220,7 +220,7 @@ mod tests {
     #[cfg(feature = "dynamodb")]
     #[test]
     fn dynamodb_records_are_named_by_sequence_number() {
-        // §7 #23.
+        // docs/conformance.md #23.
         let event: aws_lambda_events::event::dynamodb::Event =
             serde_json::from_slice(include_bytes!("../tests/data/dynamodb-event.json")).unwrap();
         let record = &event.records[0];

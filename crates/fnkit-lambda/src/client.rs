@@ -1,5 +1,5 @@
 //! A minimal Runtime API client: one keep-alive HTTP/1.1 connection on hyper's low-level client,
-//! reconnected when the server closes it (PLATFORMS.md §1.1, §1.3).
+//! reconnected when the server closes it (docs/platforms.md §1.1, §1.3).
 
 use std::net::{SocketAddr, ToSocketAddrs};
 

@@ -1,14 +1,18 @@
 //! The CloudEvent handler shape on Lambda: a structured CloudEvent payload is that event; an
-//! EventBridge event becomes one (PLATFORMS.md §2.8), so one handler serves Knative and
+//! EventBridge event becomes one (docs/platforms.md §2.8), so one handler serves Knative and
 //! EventBridge alike. The reply event, if any, is the response payload in structured JSON.
+//!
+//! A structured event is decoded by `fnkit_core::adapter::ce`, the decoder the HTTP runtime
+//! uses: the same event gets the same verdict and message on Lambda as over HTTP.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fnkit_core::cloudevents::{AttributesReader, Event, EventBuilder, EventBuilderV10};
+use fnkit_core::adapter::{ce, new_id, trace_context, EventFunction, TraceInput};
+use fnkit_core::cloudevents::{Event, EventBuilder, EventBuilderV10};
 use serde_json::{Map, Value};
 
-use fnkit_core::{new_id, Context, Error, EventFunction};
+use fnkit_core::{Context, Error};
 
 /// Runs a CloudEvent handler on a Lambda payload.
 pub(crate) async fn handle(
@@ -17,55 +21,31 @@ pub(crate) async fn handle(
     ctx: Context,
 ) -> Result<Bytes, Error> {
     let event = to_event(&payload)?;
-    let mut meta = event.clone();
-    let _ = meta.take_data();
-    let reply = f.call(event, ctx.with_event(Arc::new(meta))).await?;
-    match reply {
-        Some(reply) => serde_json::to_vec(&reply)
-            .map(Bytes::from)
-            .map_err(Error::internal),
+    let attributes = ce::without_data(&event);
+    let trace = trace_context(TraceInput {
+        xray: ctx.trace().xray_trace_id.as_deref(),
+        event: Some(&attributes),
+        ..TraceInput::default()
+    });
+    let ctx = ctx.with_trace(trace).with_event(Arc::new(attributes));
+    match f.call(event, ctx).await? {
+        Some(reply) => ce::encode(reply).map(Bytes::from),
         None => Ok(Bytes::from_static(b"null")),
     }
 }
 
-/// Reads the payload as a structured CloudEvent or an EventBridge event.
+/// Reads the payload as an EventBridge event (an object with `detail-type` and no
+/// `specversion`) or else as a structured CloudEvent.
 pub(crate) fn to_event(payload: &[u8]) -> Result<Event, Error> {
-    let value: Value = serde_json::from_slice(payload)
-        .map_err(|e| Error::invalid_event(format!("the event is not JSON: {e}")))?;
-    let Value::Object(map) = value else {
-        return Err(Error::invalid_event("the event is not a JSON object"));
-    };
-    if map.contains_key("specversion") {
-        structured(map)
-    } else if map.contains_key("detail-type") && map.contains_key("source") {
-        eventbridge(map)
-    } else {
-        Err(Error::invalid_event(
-            "the payload is neither a structured CloudEvent (no `specversion`) nor an EventBridge event (no `detail-type`)",
-        ))
+    let value = ce::parse_json(payload)?;
+    match value {
+        Value::Object(map) if is_eventbridge(&map) => eventbridge(map),
+        other => ce::decode_value(other),
     }
 }
 
-fn structured(map: Map<String, Value>) -> Result<Event, Error> {
-    if map.get("specversion").and_then(Value::as_str) != Some("1.0") {
-        return Err(Error::invalid_event("`specversion` must be \"1.0\""));
-    }
-    if map.contains_key("data") && map.contains_key("data_base64") {
-        return Err(Error::invalid_event(
-            "`data` and `data_base64` are both present",
-        ));
-    }
-    let event: Event = serde_json::from_value(Value::Object(map))
-        .map_err(|e| Error::invalid_event(format!("malformed CloudEvent: {e}")))?;
-    for (name, value) in [("id", event.id()), ("type", event.ty())] {
-        if value.is_empty() {
-            return Err(Error::invalid_event(format!("`{name}` is empty")));
-        }
-    }
-    if event.source().as_str().is_empty() {
-        return Err(Error::invalid_event("`source` is empty"));
-    }
-    Ok(event)
+fn is_eventbridge(map: &Map<String, Value>) -> bool {
+    map.contains_key("detail-type") && !map.contains_key("specversion")
 }
 
 /// EventBridge → CloudEvent: `id`, `source`, `type` from `detail-type`, `time`, `data` from
@@ -119,6 +99,7 @@ fn eventbridge(mut map: Map<String, Value>) -> Result<Event, Error> {
 mod tests {
     use super::*;
     use fnkit_core::cloudevents::event::ExtensionValue;
+    use fnkit_core::cloudevents::AttributesReader;
     use fnkit_core::cloudevents::Data;
 
     fn fixture(name: &str) -> Vec<u8> {
@@ -127,7 +108,7 @@ mod tests {
 
     #[test]
     fn eventbridge_becomes_a_cloudevent() {
-        // §7 #21: kebab-case `detail-type` is read.
+        // docs/conformance.md #21: kebab-case `detail-type` is read.
         let e = to_event(&fixture("eventbridge-event.json")).unwrap();
         assert_eq!(e.id(), "7bf73129-1428-4cd3-a780-95db273d1602");
         assert_eq!(e.source().as_str(), "aws.ec2");
@@ -164,8 +145,12 @@ mod tests {
             br#"{"specversion":"1.0","id":"","source":"/s","type":"t"}"#,
             br#"{"specversion":"1.0","source":"/s","type":"t"}"#,
             br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","data":1,"data_base64":"AA=="}"#,
+            br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","Bad_Name":"x"}"#,
+            br#"{"specversion":"1.0","id":"1","source":"/s","type":"t","big":1099511627776}"#,
             br#"{"hello":"world"}"#,
+            br#"{"detail-type":"x"}"#,
             b"[1]",
+            b"not json",
         ] {
             let e = to_event(bad).unwrap_err();
             assert_eq!(e.kind(), fnkit_core::ErrorKind::InvalidEvent, "{}", String::from_utf8_lossy(bad));

@@ -1,12 +1,10 @@
 //! What the runtime reads from the environment before its first request, and the errors it
-//! reports when that is wrong (PLATFORMS.md §1.5, §1.8).
+//! reports when that is wrong (docs/platforms.md §1.5, §1.8).
 
 use fnkit_core::{Error, ErrorKind};
 
 /// `errorType` of an init error caused by the environment (a missing or malformed variable).
 pub(crate) const INVALID_CONFIG: &str = "Runtime.InvalidConfig";
-/// `errorType` of any other init error (a handler shape this binary was built without).
-pub(crate) const INIT_ERROR: &str = "Runtime.InitError";
 
 /// Where the Runtime API is: the `Host` to send and the path prefix of every endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,7 +59,7 @@ pub(crate) fn check_function_env(var: impl Fn(&str) -> Option<String>) -> Result
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
     ]
     .into_iter()
-    .filter(|name| var(name).is_none_or(|v| v.trim().is_empty()))
+    .filter(|name| var(name).is_none())
     .collect();
     if !missing.is_empty() {
         return Err(config_error(format!(
@@ -90,14 +88,7 @@ pub(crate) fn config_error(message: impl Into<std::borrow::Cow<'static, str>>) -
 mod tests {
     use super::*;
 
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |n| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == n)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
+    use fnkit_core::adapter::env_from as env;
 
     #[test]
     fn runtime_api_is_host_and_port() {

@@ -1,6 +1,6 @@
 //! The HTTP handler shape on Lambda: API Gateway REST (v1), HTTP API (v2), ALB and Function URL
 //! events to `http::Request`, and the handler's `http::Response` back in the shape that event
-//! source expects (PLATFORMS.md §2.1–2.7).
+//! source expects (docs/platforms.md §2.1–2.7).
 
 use aws_lambda_events::encodings::Body as AwsBody;
 use aws_lambda_events::event::alb::{AlbTargetGroupRequest, AlbTargetGroupResponse};
@@ -17,7 +17,8 @@ use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
-use fnkit_core::{Body, Context, Error, HttpFunction, TraceContext};
+use fnkit_core::adapter::{trace_context, HttpFunction, TraceInput};
+use fnkit_core::{Body, Context, Error};
 
 /// Where an HTTP event came from, told apart by explicit markers, not by which type happens to
 /// deserialise (§2.1).
@@ -106,22 +107,14 @@ pub(crate) async fn handle(
     to_payload(source, resp)
 }
 
+/// The context with the request's headers and the trace they carry (the invocation's X-Ray
+/// header first), read by the rule every platform uses.
 fn with_request_headers(ctx: Context, headers: &HeaderMap) -> Context {
-    let text = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    };
-    let trace = TraceContext {
-        traceparent: text("traceparent"),
-        tracestate: text("tracestate"),
-        xray_trace_id: ctx
-            .trace()
-            .xray_trace_id
-            .clone()
-            .or_else(|| text("x-amzn-trace-id")),
-    };
+    let trace = trace_context(TraceInput {
+        headers: Some(headers),
+        xray: ctx.trace().xray_trace_id.as_deref(),
+        ..TraceInput::default()
+    });
     ctx.with_trace(trace).with_headers(headers.clone())
 }
 
@@ -500,7 +493,7 @@ mod tests {
 
     #[test]
     fn rest_v1_null_maps_deserialize() {
-        // §7 #20: every map may be null.
+        // docs/conformance.md #20: every map may be null.
         let req = to_request(Source::RestV1, &fixture("apigw-v1-null-maps.json")).unwrap();
         assert_eq!(req.uri(), "/items");
         assert!(req.headers().is_empty());
@@ -517,7 +510,7 @@ mod tests {
 
     #[test]
     fn v2_url_is_rebuilt_byte_for_byte_from_raw_path_and_query() {
-        // §7 #16: duplicates and encodings preserved.
+        // docs/conformance.md #16: duplicates and encodings preserved.
         let req = to_request(
             Source::HttpV2,
             &fixture("apigw-v2-request-multi-value.json"),
@@ -535,7 +528,7 @@ mod tests {
 
     #[test]
     fn v2_cookies_become_the_cookie_header() {
-        // §7 #15 (request side).
+        // docs/conformance.md #15 (request side).
         let req = to_request(Source::FunctionUrl, &fixture("function-url-request.json")).unwrap();
         assert_eq!(req.headers()[COOKIE], "cookie1=value1; cookie2=value2");
         assert_eq!(req.method(), Method::POST);
@@ -544,7 +537,7 @@ mod tests {
 
     #[test]
     fn base64_bodies_are_decoded() {
-        // §7 #17.
+        // docs/conformance.md #17.
         let v1 = json!({"httpMethod":"POST","path":"/","requestContext":{"httpMethod":"GET"},
             "body":"AAEC/w==","isBase64Encoded":true});
         let req = to_request(Source::RestV1, v1.to_string().as_bytes()).unwrap();
@@ -561,7 +554,7 @@ mod tests {
 
     #[test]
     fn alb_query_values_stay_encoded_as_sent() {
-        // §7 #19: the URI carries the client's encoding, decoded once by the handler's parser.
+        // docs/conformance.md #19: the URI carries the client's encoding, decoded once by the handler's parser.
         let v = json!({"httpMethod":"GET","path":"/","requestContext":{"elb":{"targetGroupArn":"arn"}},
             "queryStringParameters":{"q":"a%20b"},"headers":{}});
         let req = to_request(Source::Alb { multi: false }, v.to_string().as_bytes()).unwrap();
@@ -578,7 +571,7 @@ mod tests {
 
     #[test]
     fn rest_v1_response_puts_cookies_in_multi_value_headers() {
-        // §7 #14.
+        // docs/conformance.md #14.
         let v = payload_json(
             Source::RestV1,
             response(
@@ -606,7 +599,7 @@ mod tests {
 
     #[test]
     fn v2_response_moves_set_cookie_into_cookies() {
-        // §7 #15 (response side).
+        // docs/conformance.md #15 (response side).
         let v = payload_json(
             Source::HttpV2,
             response(
@@ -628,7 +621,7 @@ mod tests {
 
     #[test]
     fn binary_bodies_are_base64_and_text_ones_are_not() {
-        // §7 #18.
+        // docs/conformance.md #18.
         for (ct, text) in [
             ("image/png", false),
             ("application/octet-stream", false),
@@ -660,7 +653,7 @@ mod tests {
 
     #[test]
     fn alb_response_matches_the_request_header_mode() {
-        // §7 #19.
+        // docs/conformance.md #19.
         let r = || {
             response(
                 200,

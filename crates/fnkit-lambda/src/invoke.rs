@@ -1,5 +1,5 @@
 //! The invocation loop: `/next`, run the handler (bounded by the deadline, panics caught),
-//! `/response` or `/error`, and again (PLATFORMS.md §1.1–1.6).
+//! `/response` or `/error`, and again (docs/platforms.md §1.1–1.6).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -9,16 +9,16 @@ use http::{HeaderMap, StatusCode};
 use tracing::Instrument;
 
 #[cfg(feature = "cloudevents")]
-use fnkit_core::EventFunction;
-use fnkit_core::{
-    panic_message, BoxFuture, CatchUnwind, Context, Error, ErrorKind, Function, FunctionInfo,
-    HttpFunction, Payload, TraceContext, TypedFunction,
+use fnkit_core::adapter::EventFunction;
+use fnkit_core::adapter::{
+    guard, trace_context, BoxFuture, HttpFunction, Limit, Payload, TraceInput, TypedFunction,
 };
+use fnkit_core::{Context, Error, ErrorKind, FunctionInfo};
 
 use crate::client::{Diagnostic, RuntimeApi};
 use crate::LambdaContext;
 
-/// Lambda's limit on a buffered response payload (§1.9).
+/// Lambda's limit on a buffered response payload (docs/platforms.md §1.9).
 pub(crate) const MAX_RESPONSE_BYTES: usize = 6_291_456;
 
 /// How long before the deadline the handler is stopped, so the `Timeout` error reaches the
@@ -75,7 +75,7 @@ async fn invoke_once<D: Dispatch + ?Sized>(
     payload: Bytes,
 ) -> Result<(), Error> {
     let trace_id = header_str(headers, TRACE_ID).map(str::to_owned);
-    // §1.2 / §7 #9: the X-Ray header of this invoke, and only of this one.
+    // docs/platforms.md §1.2, docs/conformance.md #9: the X-Ray header of this invoke, and only of this one.
     set_trace_env(trace_id.as_deref());
 
     let outcome = match context(info, request_id, headers, trace_id) {
@@ -93,7 +93,7 @@ async fn invoke_once<D: Dispatch + ?Sized>(
         Ok(body) => {
             let status = api.respond(request_id, body).await?;
             if status == StatusCode::PAYLOAD_TOO_LARGE {
-                // §7 #13: the Runtime API refused the payload; say so rather than lose it.
+                // docs/conformance.md #13: the Runtime API refused the payload; say so rather than lose it.
                 report(
                     api,
                     request_id,
@@ -179,10 +179,11 @@ fn context(
     };
     let client_context = json_header(CLIENT_CONTEXT, "Lambda-Runtime-Client-Context")?;
     let identity = json_header(COGNITO_IDENTITY, "Lambda-Runtime-Cognito-Identity")?;
-    let mut ctx = Context::new(info.clone(), request_id).with_trace(TraceContext {
-        xray_trace_id: trace_id.clone(),
-        ..TraceContext::default()
+    let trace = trace_context(TraceInput {
+        xray: trace_id.as_deref(),
+        ..TraceInput::default()
     });
+    let mut ctx = Context::new(info.clone(), request_id).with_trace(trace);
     if let Some(ms) = deadline_ms {
         ctx = ctx.with_deadline(UNIX_EPOCH + Duration::from_millis(ms));
     }
@@ -215,41 +216,28 @@ fn absolute_deadline_ms(ms: u64) -> u64 {
     now.saturating_add(ms)
 }
 
-/// Runs the handler of whatever shape, bounded by the deadline, with panics caught.
+/// Runs the handler of whatever shape, stopped [`DEADLINE_MARGIN`] before the deadline, with
+/// panics caught.
 async fn run_handler<D: Dispatch + ?Sized>(
     function: &D,
     payload: Bytes,
     ctx: Context,
 ) -> Result<Bytes, Error> {
-    let deadline = ctx.deadline();
-    let call = CatchUnwind(function.dispatch(payload, ctx));
-    let result = match deadline {
-        None => call.await,
-        Some(deadline) => {
-            let left = deadline
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO)
-                .saturating_sub(DEADLINE_MARGIN);
-            match tokio::time::timeout(left, call).await {
-                Ok(result) => result,
-                Err(_) => {
-                    return Err(Error::new(
-                        ErrorKind::Timeout,
-                        "the handler ran past the invocation's deadline and was stopped",
-                    ))
-                }
-            }
-        }
-    };
-    result.unwrap_or_else(|panic| {
-        Err(Error::new(
-            ErrorKind::Panic,
-            match panic_message(&*panic) {
-                Some(msg) => format!("Lambda panicked: {msg}"),
-                None => "Lambda panicked".to_owned(),
-            },
-        ))
-    })
+    let expiry = ctx.deadline().map(|deadline| {
+        let left = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            .saturating_sub(DEADLINE_MARGIN);
+        tokio::time::sleep(left)
+    });
+    let platform = ctx.platform();
+    guard(
+        function.dispatch(payload, ctx),
+        expiry,
+        Limit::Deadline,
+        platform,
+    )
+    .await
 }
 
 /// One handler shape's way from a payload to a response payload. The runtime loop is generic
@@ -283,24 +271,29 @@ impl Dispatch for dyn EventFunction {
     }
 }
 
-/// Any shape, chosen per invocation: for callers that hold a [`Function`].
-impl Dispatch for Function {
-    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Bytes, Error>> {
-        match self {
-            Function::Typed(f) => f.dispatch(payload, ctx),
-            Function::Http(f) => f.dispatch(payload, ctx),
-            #[cfg(feature = "cloudevents")]
-            Function::Event(f) => f.dispatch(payload, ctx),
-            #[allow(unreachable_patterns)]
-            _ => Box::pin(async { Err(crate::unsupported_shape()) }),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use fnkit_core::{IntoFunction, Platform};
+
+    /// The type-erased form of a typed handler, as `fnkit::run` hands it over.
+    fn typed<M>(f: impl IntoFunction<M>) -> Arc<dyn TypedFunction> {
+        struct Typed;
+        impl fnkit_core::adapter::ShapeVisitor for Typed {
+            type Output = Arc<dyn TypedFunction>;
+            fn typed(self, f: Arc<dyn TypedFunction>) -> Self::Output {
+                f
+            }
+            fn http(self, _: Arc<dyn HttpFunction>) -> Self::Output {
+                unreachable!("a typed handler")
+            }
+            #[cfg(feature = "cloudevents")]
+            fn event(self, _: Arc<dyn EventFunction>) -> Self::Output {
+                unreachable!("a typed handler")
+            }
+        }
+        f.visit(Typed)
+    }
 
     fn info() -> Arc<FunctionInfo> {
         Arc::new(FunctionInfo::from_lookup(Platform::Lambda, |_| None))
@@ -315,16 +308,15 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_a_panic_error_with_its_message() {
-        let f = (|n: u32, _ctx: Context| async move {
+        let f = typed(|n: u32, _ctx: Context| async move {
             if n == 0 {
                 panic!("zero is not allowed");
             }
             Ok::<_, Error>(n)
-        })
-        .into_function();
+        });
         let ctx = Context::new(info(), "r");
         let e = rt()
-            .block_on(run_handler(&f, Bytes::from_static(b"0"), ctx))
+            .block_on(run_handler(&*f, Bytes::from_static(b"0"), ctx))
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Panic);
         assert_eq!(e.message(), "Lambda panicked: zero is not allowed");
@@ -332,15 +324,14 @@ mod tests {
 
     #[test]
     fn a_handler_past_the_deadline_is_stopped_with_timeout() {
-        let f = (|(): (), _ctx: Context| async move {
+        let f = typed(|(): (), _ctx: Context| async move {
             tokio::time::sleep(Duration::from_secs(30)).await;
             Ok::<_, Error>(())
-        })
-        .into_function();
+        });
         let ctx = Context::new(info(), "r").with_timeout(Duration::from_millis(120));
         let started = std::time::Instant::now();
         let e = rt()
-            .block_on(run_handler(&f, Bytes::new(), ctx))
+            .block_on(run_handler(&*f, Bytes::new(), ctx))
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
         assert!(

@@ -1,8 +1,8 @@
 //! fnkit's AWS Lambda adapter: runs any fnkit handler as a Lambda custom runtime
 //! (`provided.al2023`), through the [Lambda Runtime API].
 //!
-//! Users do not call this crate: `fnkit::run` calls [`serve`] when `AWS_LAMBDA_RUNTIME_API` is
-//! set. What each handler shape means on Lambda:
+//! Users do not call this crate: `fnkit::run` calls [`serve_typed`], [`serve_http`] or
+//! `serve_events` (by the handler's shape) when `AWS_LAMBDA_RUNTIME_API` is set. What each handler shape means on Lambda:
 //!
 //! | shape | input | output |
 //! |---|---|---|
@@ -11,17 +11,17 @@
 //! | CloudEvent (`fnkit::events(f)`) | a structured CloudEvent, or an EventBridge event turned into one | the reply event as structured JSON, or `null` |
 //!
 //! Errors go to `/runtime/invocation/{id}/error` as `{"errorType","errorMessage"}` where
-//! `errorType` is the fnkit [`ErrorKind`] name (`InvalidInput`, `HandlerError`, `Panic`,
+//! `errorType` is the fnkit [`ErrorKind`](fnkit_core::ErrorKind) name (`InvalidInput`, `HandlerError`, `Panic`,
 //! `Timeout`, ...). A panicking handler is reported as `Panic` with `errorMessage` starting
 //! `Lambda panicked: `, and the runtime goes on to the next event. A handler still running
 //! 50 ms before the invocation's deadline is stopped and reported as `Timeout`, before Lambda
 //! ends the sandbox.
 //!
 //! Before the first `/next`, the runtime checks its environment: a missing
-//! `AWS_LAMBDA_FUNCTION_NAME`, `_VERSION` or `_MEMORY_SIZE`, or a handler shape this binary was
-//! built without, is posted to `/runtime/init/error` (`errorType` `Runtime.InvalidConfig` or
-//! `Runtime.InitError`, the message naming the variable or feature) and [`serve`] returns the
-//! error, so the process exits non-zero.
+//! `AWS_LAMBDA_FUNCTION_NAME`, `_VERSION` or `_MEMORY_SIZE` is posted to `/runtime/init/error`
+//! (`errorType` `Runtime.InvalidConfig`, the message naming the variable) and the entry point
+//! returns the error, so the process exits non-zero. (A CloudEvent handler in a build without
+//! `cloudevents` does not compile: there is no shape to check at run time.)
 //!
 //! The [`LambdaContext`] in `Context::extensions()` carries what only Lambda gives: the invoked
 //! function ARN, X-Ray trace header, client context, Cognito identity. `_X_AMZN_TRACE_ID` is set
@@ -30,7 +30,7 @@
 //! ## Why not `lambda_runtime`
 //! The runtime loop here is fnkit's own, about 300 lines on hyper's HTTP/1.1 client, rather than
 //! `lambda_runtime` 1.5. Its behaviour is the same where `lambda_runtime` is right; it differs
-//! where fnkit's contract (PLATFORMS.md §1.5–1.6) needs it to, in places a wrapper cannot reach:
+//! where fnkit's contract (docs/platforms.md §1.5–1.6) needs it to, in places a wrapper cannot reach:
 //! - `lambda_runtime` `expect()`s `AWS_LAMBDA_FUNCTION_*`, the `Lambda-Runtime-Deadline-Ms` and
 //!   request id headers (a panic, so Lambda reports `Runtime.ExitError`), and ends the process on
 //!   a malformed client-context or Cognito header, all inside `Runtime::new`/`run` before any
@@ -70,8 +70,9 @@ pub mod batch;
 use std::sync::Arc;
 
 #[cfg(feature = "cloudevents")]
-use fnkit_core::EventFunction;
-use fnkit_core::{Error, ErrorKind, Function, FunctionInfo, HttpFunction, TypedFunction};
+use fnkit_core::adapter::EventFunction;
+use fnkit_core::adapter::{env_var, HttpFunction, TypedFunction};
+use fnkit_core::{Error, FunctionInfo};
 
 use crate::client::{Diagnostic, RuntimeApi};
 use crate::config::ApiAddress;
@@ -126,8 +127,10 @@ pub struct LambdaContext {
     pub tenant_id: Option<String>,
 }
 
-/// Serves `function` through the Lambda Runtime API at `AWS_LAMBDA_RUNTIME_API`, one invocation
-/// at a time, until the Runtime API fails.
+/// Serves a typed handler through the Lambda Runtime API at `AWS_LAMBDA_RUNTIME_API`, one
+/// invocation at a time, until the Runtime API fails: the payload is the handler's input, its
+/// output the response. `fnkit::run` calls this (or [`serve_http`], or `serve_events` with
+/// `cloudevents`) by the handler's shape, so a binary links the event mapping of one shape only.
 ///
 /// Call it inside a Tokio runtime with I/O and time enabled (a current-thread one is best:
 /// `fnkit::run` builds it).
@@ -135,66 +138,51 @@ pub struct LambdaContext {
 /// # Errors
 /// - `AWS_LAMBDA_RUNTIME_API` missing or malformed (there is no one to report to).
 /// - An init error, after posting it to `/runtime/init/error`: a missing or malformed
-///   `AWS_LAMBDA_FUNCTION_NAME`, `_VERSION` or `_MEMORY_SIZE`, or a CloudEvent handler in a
-///   build without the `cloudevents` feature.
+///   `AWS_LAMBDA_FUNCTION_NAME`, `_VERSION` or `_MEMORY_SIZE`.
 /// - The Runtime API failing (a transport error or a non-2xx answer to `/next`): Lambda then
 ///   starts a new sandbox.
-pub async fn serve(function: Function, info: Arc<FunctionInfo>) -> Result<(), Error> {
-    let shape = check_shape(&function);
-    serve_dispatch(&function, info, shape).await
-}
-
-/// [`serve`] for a typed function. Unlike [`serve`], it links only the typed path: `fnkit::run`
-/// calls it (or [`serve_http`], or `serve_events` with `cloudevents`) so a binary carries the event mapping of the
-/// one shape it has.
-///
-/// # Errors
-/// As [`serve`].
 pub async fn serve_typed(
     function: Arc<dyn TypedFunction>,
     info: Arc<FunctionInfo>,
 ) -> Result<(), Error> {
-    serve_dispatch(&*function, info, Ok(())).await
+    serve_dispatch(&*function, info).await
 }
 
-/// [`serve`] for an HTTP function (API Gateway, ALB and Function URL events).
+/// [`serve_typed`] for an HTTP handler: API Gateway (REST and HTTP API), ALB and Function URL
+/// events become `http::Request`s, and its response goes back in the shape the source expects.
 ///
 /// # Errors
-/// As [`serve`].
+/// As [`serve_typed`].
 pub async fn serve_http(
     function: Arc<dyn HttpFunction>,
     info: Arc<FunctionInfo>,
 ) -> Result<(), Error> {
-    serve_dispatch(&*function, info, Ok(())).await
+    serve_dispatch(&*function, info).await
 }
 
-/// [`serve`] for a CloudEvent function (structured CloudEvents and EventBridge events).
+/// [`serve_typed`] for a CloudEvent handler: a structured CloudEvent payload, or an EventBridge
+/// event turned into one.
 ///
 /// # Errors
-/// As [`serve`].
+/// As [`serve_typed`].
 #[cfg(feature = "cloudevents")]
 pub async fn serve_events(
     function: Arc<dyn EventFunction>,
     info: Arc<FunctionInfo>,
 ) -> Result<(), Error> {
-    serve_dispatch(&*function, info, Ok(())).await
+    serve_dispatch(&*function, info).await
 }
 
 async fn serve_dispatch<D: invoke::Dispatch + ?Sized>(
     function: &D,
     info: Arc<FunctionInfo>,
-    shape: Result<(), Error>,
 ) -> Result<(), Error> {
-    let var = |name: &str| std::env::var(name).ok();
-    let address = ApiAddress::parse(var("AWS_LAMBDA_RUNTIME_API").as_deref())?;
+    let address = ApiAddress::parse(env_var("AWS_LAMBDA_RUNTIME_API").as_deref())?;
     let mut api = RuntimeApi::new(address)?;
 
-    let init = config::check_function_env(var)
-        .map_err(|e| (config::INVALID_CONFIG, e))
-        .and_then(|()| shape.map_err(|e| (config::INIT_ERROR, e)));
-    if let Err((error_type, e)) = init {
+    if let Err(e) = config::check_function_env(env_var) {
         let diagnostic = Diagnostic {
-            error_type,
+            error_type: config::INVALID_CONFIG,
             error_message: e.message(),
         };
         if let Err(post) = api.init_error(&diagnostic).await {
@@ -203,21 +191,4 @@ async fn serve_dispatch<D: invoke::Dispatch + ?Sized>(
         return Err(e);
     }
     invoke::run(&mut api, function, &info).await
-}
-
-fn check_shape(function: &Function) -> Result<(), Error> {
-    match function {
-        Function::Typed(_) | Function::Http(_) => Ok(()),
-        #[cfg(feature = "cloudevents")]
-        Function::Event(_) => Ok(()),
-        #[allow(unreachable_patterns)]
-        _ => Err(unsupported_shape()),
-    }
-}
-
-pub(crate) fn unsupported_shape() -> Error {
-    Error::new(
-        ErrorKind::Internal,
-        "this CloudEvent handler needs fnkit-lambda's `cloudevents` feature (fnkit's `cloudevents`)",
-    )
 }

@@ -61,14 +61,26 @@ pub mod guide {}
 #[cfg(feature = "cloudevents")]
 pub use fnkit_core::{cloudevents, cloudevents::Event, events, Events};
 pub use fnkit_core::{
-    http, new_id, secret, Body, BoxFuture, Context, Error, ErrorKind, Function, FunctionInfo,
-    Handler, Http, IntoFunction, Payload, Platform, Secret, TraceContext,
+    http, secret, Body, Context, Error, ErrorKind, FunctionInfo, Handler, Http, IntoFunction,
+    Platform, Secret, TraceContext,
 };
 
-/// Typed AWS events (behind the `sqs`, `sns`, `s3`, `eventbridge`, `dynamodb`, `kinesis` and
-/// `apigw` features) and the partial batch response helper, for typed handlers on Lambda.
+/// What only Lambda gives: the invocation's [`LambdaContext`] (in `ctx.extensions()`), typed AWS
+/// events for typed handlers (each family behind the feature of its name: `sqs`, `sns`, `s3`,
+/// `eventbridge`, `dynamodb`, `kinesis`; `apigw`, `alb` and `lambda_function_urls` always), and
+/// the partial batch response ([`BatchResponse`](lambda::BatchResponse)).
+///
+/// ```
+/// # #[cfg(feature = "sqs")] {
+/// use fnkit::lambda::sqs::SqsEvent;
+/// use fnkit::lambda::{BatchRecord, BatchResponse};
+/// # }
+/// ```
 #[cfg(feature = "lambda")]
-pub use fnkit_lambda::{aws, LambdaContext};
+pub mod lambda {
+    pub use fnkit_lambda::aws::*;
+    pub use fnkit_lambda::LambdaContext;
+}
 
 /// Re-exported so handlers can build requests and responses without naming the `http` crate.
 pub use ::http as http_types;
@@ -77,6 +89,10 @@ pub use ::http as http_types;
 pub use tokio;
 
 use std::sync::Arc;
+
+#[cfg(feature = "cloudevents")]
+use fnkit_core::adapter::EventFunction;
+use fnkit_core::adapter::{HttpFunction, ShapeVisitor, TypedFunction};
 
 /// Runs `handler` on the platform the process finds itself on, until the platform stops it.
 ///
@@ -100,8 +116,8 @@ pub fn run<M>(handler: impl IntoFunction<M>) -> Result<(), Error> {
         .enable_all()
         .build()
         .map_err(Error::internal)?;
-    // The shape is resolved at compile time: on Lambda only the handler's own event mapping is
-    // linked (a typed function carries no API Gateway types).
+    // The shape is resolved at compile time: each platform's entry point of that one shape is
+    // linked (a typed function carries no API Gateway types), and nothing is matched per request.
     let result = handler.visit(Launch {
         info,
         runtime: &runtime,
@@ -122,91 +138,56 @@ struct Launch<'a> {
     runtime: &'a tokio::runtime::Runtime,
 }
 
-impl Launch<'_> {
-    /// The HTTP platforms serve every shape through one runtime.
-    fn on_http_platform(self, function: Function) -> Result<(), Error> {
-        #[cfg(any(feature = "knative", feature = "openfaas"))]
-        return self
-            .runtime
-            .block_on(fnkit_http::serve(function, self.info));
-        #[cfg(not(any(feature = "knative", feature = "openfaas")))]
-        {
-            let _ = function;
-            Err(not_built(self.info.platform.as_str(), "knative"))
-        }
-    }
-
-    #[cfg(not(feature = "lambda"))]
-    fn lambda_not_built(&self) -> Result<(), Error> {
-        Err(not_built("lambda", "lambda"))
-    }
-}
-
-impl fnkit_core::ShapeVisitor for Launch<'_> {
-    type Output = Result<(), Error>;
-
-    fn typed(self, function: Arc<dyn fnkit_core::TypedFunction>) -> Self::Output {
-        if self.info.platform != Platform::Lambda {
-            return self.on_http_platform(Function::Typed(function));
-        }
-        #[cfg(feature = "lambda")]
-        return self
-            .runtime
-            .block_on(fnkit_lambda::serve_typed(function, self.info));
-        #[cfg(not(feature = "lambda"))]
-        self.lambda_not_built()
-    }
-
-    fn http(self, function: Arc<dyn fnkit_core::HttpFunction>) -> Self::Output {
-        if self.info.platform != Platform::Lambda {
-            return self.on_http_platform(Function::Http(function));
-        }
-        #[cfg(feature = "lambda")]
-        return self
-            .runtime
-            .block_on(fnkit_lambda::serve_http(function, self.info));
-        #[cfg(not(feature = "lambda"))]
-        self.lambda_not_built()
-    }
-
-    #[cfg(feature = "cloudevents")]
-    fn event(self, function: Arc<dyn fnkit_core::EventFunction>) -> Self::Output {
-        if self.info.platform != Platform::Lambda {
-            return self.on_http_platform(Function::Event(function));
-        }
-        #[cfg(feature = "lambda")]
-        return self
-            .runtime
-            .block_on(fnkit_lambda::serve_events(function, self.info));
-        #[cfg(not(feature = "lambda"))]
-        self.lambda_not_built()
-    }
-}
-
-/// Serves `function` on the platform `info` names, inside a Tokio runtime the caller owns.
-///
-/// [`run`] is this plus the runtime and logging; use `serve` to embed fnkit in a program that
-/// already has a runtime.
-///
-/// # Errors
-/// As [`run`].
-pub async fn serve(function: Function, info: Arc<FunctionInfo>) -> Result<(), Error> {
-    // Without any platform feature there is nothing to hand the function to.
-    #[cfg(not(any(feature = "lambda", feature = "knative", feature = "openfaas")))]
-    let _ = function;
-    match info.platform {
-        Platform::Lambda => {
+/// Picks the platform's entry point for one shape: `$lambda` on Lambda, `$http` elsewhere, or a
+/// "built without" error where the binary lacks that platform's feature.
+macro_rules! launch {
+    ($self:ident, $function:ident, $lambda:path, $http:path) => {{
+        let Launch { info, runtime } = $self;
+        if info.platform == Platform::Lambda {
             #[cfg(feature = "lambda")]
-            return fnkit_lambda::serve(function, info).await;
+            return runtime.block_on($lambda($function, info));
             #[cfg(not(feature = "lambda"))]
             return Err(not_built("lambda", "lambda"));
         }
-        Platform::Knative | Platform::Local | Platform::OpenFaas => {
-            #[cfg(any(feature = "knative", feature = "openfaas"))]
-            return fnkit_http::serve(function, info).await;
-            #[cfg(not(any(feature = "knative", feature = "openfaas")))]
-            return Err(not_built(info.platform.as_str(), "knative"));
+        #[cfg(any(feature = "knative", feature = "openfaas"))]
+        return runtime.block_on($http($function, info));
+        #[cfg(not(any(feature = "knative", feature = "openfaas")))]
+        {
+            let _ = ($function, runtime);
+            Err(not_built(info.platform.as_str(), "knative"))
         }
+    }};
+}
+
+impl ShapeVisitor for Launch<'_> {
+    type Output = Result<(), Error>;
+
+    fn typed(self, function: Arc<dyn TypedFunction>) -> Self::Output {
+        launch!(
+            self,
+            function,
+            fnkit_lambda::serve_typed,
+            fnkit_http::serve_typed
+        )
+    }
+
+    fn http(self, function: Arc<dyn HttpFunction>) -> Self::Output {
+        launch!(
+            self,
+            function,
+            fnkit_lambda::serve_http,
+            fnkit_http::serve_http
+        )
+    }
+
+    #[cfg(feature = "cloudevents")]
+    fn event(self, function: Arc<dyn EventFunction>) -> Self::Output {
+        launch!(
+            self,
+            function,
+            fnkit_lambda::serve_events,
+            fnkit_http::serve_events
+        )
     }
 }
 
@@ -218,8 +199,8 @@ fn install_panic_hook() {
         return;
     }
     std::panic::set_hook(Box::new(|info| {
-        let message =
-            fnkit_core::panic_message(info.payload()).unwrap_or("a non-string panic payload");
+        let message = fnkit_core::adapter::panic_message(info.payload())
+            .unwrap_or("a non-string panic payload");
         match info.location() {
             Some(at) => tracing::error!(panic.location = %at, "panicked: {message}"),
             None => tracing::error!("panicked: {message}"),
@@ -227,7 +208,10 @@ fn install_panic_hook() {
     }));
 }
 
-#[allow(dead_code)]
+#[cfg_attr(
+    all(feature = "lambda", any(feature = "knative", feature = "openfaas")),
+    allow(dead_code)
+)]
 fn not_built(platform: &str, feature: &str) -> Error {
     Error::new(
         ErrorKind::Internal,

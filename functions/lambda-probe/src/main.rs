@@ -13,7 +13,8 @@
 
 use std::time::Duration;
 
-use fnkit::{Context, Error, LambdaContext};
+use fnkit::lambda::LambdaContext;
+use fnkit::{Context, Error};
 use serde::Deserialize;
 use serde_json::{json, Value};
 

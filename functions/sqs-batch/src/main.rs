@@ -6,8 +6,8 @@
 //! mapping must have `FunctionResponseTypes: [ReportBatchItemFailures]`, as `sam/template.yaml`
 //! sets).
 
-use fnkit::aws::sqs::{SqsEvent, SqsMessage};
-use fnkit::aws::BatchResponse;
+use fnkit::lambda::sqs::{SqsEvent, SqsMessage};
+use fnkit::lambda::BatchResponse;
 use fnkit::{Context, Error};
 use serde::Deserialize;
 

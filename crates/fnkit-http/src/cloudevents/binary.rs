@@ -2,12 +2,11 @@
 
 use bytes::Bytes;
 use cloudevents::{AttributesReader, AttributesWriter, Data, Event};
+use fnkit_core::adapter::ce::{self, Origin};
 use fnkit_core::Error;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, CONTROLS};
 use serde_json::{Map, Value};
-
-use super::structured::{from_members, Style};
 
 /// What a `ce-*` value must escape (1.0.2 §3.1.3.2): space, `"`, `%`, controls; non-ASCII is
 /// always escaped by the encoder. Hex digits come out uppercase.
@@ -18,7 +17,7 @@ const HEADER_ESCAPES: &AsciiSet = &CONTROLS.add(b' ').add(b'"').add(b'%');
 ///
 /// # Errors
 /// 400 naming the header when the decoded bytes are not UTF-8 (e.g. the overlong `%C0%A0`).
-pub(crate) fn decode_header_value(name: &str, raw: &[u8]) -> Result<String, Error> {
+fn decode_header_value(name: &str, raw: &[u8]) -> Result<String, Error> {
     let unquoted;
     let mut bytes = raw;
     if bytes.len() >= 2 && bytes[0] == b'"' && bytes[bytes.len() - 1] == b'"' {
@@ -44,7 +43,7 @@ pub(crate) fn decode_header_value(name: &str, raw: &[u8]) -> Result<String, Erro
 }
 
 /// Percent-encodes a `ce-*` value for the wire.
-pub(crate) fn encode_header_value(value: &str) -> HeaderValue {
+fn encode_header_value(value: &str) -> HeaderValue {
     let encoded = utf8_percent_encode(value, HEADER_ESCAPES).to_string();
     // Only visible ASCII is left, which is always a valid header value.
     HeaderValue::from_str(&encoded).unwrap_or_else(|_| HeaderValue::from_static(""))
@@ -76,12 +75,12 @@ pub(super) fn decode(headers: &HeaderMap, body: Bytes) -> Result<Event, Error> {
         .get(http::header::CONTENT_TYPE)
         .map(|v| decode_header_value("Content-Type", v.as_bytes()))
         .transpose()?;
-    let mut event = from_members(members, Style::Headers)?;
+    let mut event = ce::from_attributes(members, Origin::Headers)?;
     if !body.is_empty() {
         let json = content_type
             .as_deref()
-            .and_then(super::media_type_of)
-            .is_some_and(|mt| super::is_json(&mt));
+            .and_then(ce::media_type)
+            .is_some_and(|mt| ce::is_json(&mt));
         let data = if json {
             // JSON stays JSON, as in structured mode; bytes that do not parse are handed over as
             // they are and the handler (or typed input) reports them.

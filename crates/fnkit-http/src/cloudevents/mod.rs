@@ -1,23 +1,24 @@
-//! The CloudEvents 1.0.2 HTTP binding, on cloudevents-sdk's `Event`.
+//! The CloudEvents 1.0.2 HTTP binding: which mode a request uses, `ce-*` headers in binary mode,
+//! and the content types of structured and batched mode (docs/platforms.md §5.7).
 //!
-//! The SDK (0.9) models events well but its HTTP binding falls short of the spec (PLATFORMS.md
-//! §5.7): it neither percent-decodes nor percent-encodes `ce-*` values, matches content types
-//! case-sensitively and without parameters, and has no batched mode. So this module reads and
-//! writes the three modes itself and hands the SDK's `Event` to handlers.
+//! Only what is HTTP lives here. The attribute rules and the JSON event format are
+//! `fnkit_core::adapter::ce`, which the Lambda adapter calls too: an event gets the same verdict
+//! on every platform. (cloudevents-sdk 0.9's own HTTP binding neither percent-decodes nor
+//! percent-encodes `ce-*` values, matches content types case-sensitively, and has no batched
+//! mode, so fnkit does not use it.)
 
 mod binary;
-mod structured;
 
 use std::borrow::Cow;
 
-use cloudevents::event::ExtensionValue;
-use cloudevents::{AttributesReader, Event};
-use fnkit_core::Error;
-use http::HeaderMap;
+use cloudevents::Event;
+use fnkit_core::adapter::ce;
+use fnkit_core::{Error, ErrorKind};
+use http::{HeaderMap, HeaderValue};
 
 /// How an event travels over HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     /// Attributes in `ce-*` headers, data in the body.
     Binary,
     /// One JSON object (`application/cloudevents+json`).
@@ -26,33 +27,17 @@ pub enum Mode {
     Batch,
 }
 
-/// The media type of a `Content-Type` value: lowercased, parameters dropped.
+/// The media type of the `Content-Type` header: lowercased, parameters dropped.
 pub(crate) fn media_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
     let ct = headers.get(http::header::CONTENT_TYPE)?;
-    media_type_of(std::str::from_utf8(ct.as_bytes()).unwrap_or(""))
-}
-
-/// The media type of a content type string: lowercased, parameters dropped. Borrowed when it is
-/// lowercase already, as it nearly always is: no allocation per request.
-pub(crate) fn media_type_of(content_type: &str) -> Option<Cow<'_, str>> {
-    let essence = content_type.split(';').next()?.trim();
-    Some(if essence.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(essence.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(essence)
-    })
-}
-
-/// Whether a media type is JSON: `application/json`, `text/json` or `*/*+json`.
-pub(crate) fn is_json(media_type: &str) -> bool {
-    media_type == "application/json" || media_type == "text/json" || media_type.ends_with("+json")
+    ce::media_type(std::str::from_utf8(ct.as_bytes()).unwrap_or(""))
 }
 
 /// Tells which mode a request uses, or `None` when it carries no CloudEvent at all.
 ///
 /// # Errors
 /// 415 for a CloudEvents format other than JSON (`application/cloudevents+avro` ...).
-pub fn detect(headers: &HeaderMap) -> Result<Option<Mode>, Error> {
+pub(crate) fn detect(headers: &HeaderMap) -> Result<Option<Mode>, Error> {
     if let Some(mt) = media_type(headers) {
         if let Some(format) = mt.strip_prefix("application/cloudevents-batch") {
             return if format == "+json" {
@@ -75,7 +60,7 @@ pub fn detect(headers: &HeaderMap) -> Result<Option<Mode>, Error> {
 
 fn unsupported_format(mt: &str) -> Error {
     Error::new(
-        fnkit_core::ErrorKind::UnsupportedMediaType,
+        ErrorKind::UnsupportedMediaType,
         format!("Content-Type {mt} is a CloudEvents format this function does not read; use application/cloudevents+json, application/cloudevents-batch+json or binary mode"),
     )
 }
@@ -84,48 +69,46 @@ fn unsupported_format(mt: &str) -> Error {
 ///
 /// # Errors
 /// 400 naming the attribute, header or member that is missing or malformed.
-pub fn decode(mode: Mode, headers: &HeaderMap, body: bytes::Bytes) -> Result<Vec<Event>, Error> {
+pub(crate) fn decode(
+    mode: Mode,
+    headers: &HeaderMap,
+    body: bytes::Bytes,
+) -> Result<Vec<Event>, Error> {
     match mode {
         Mode::Binary => binary::decode(headers, body).map(|e| vec![e]),
-        Mode::Structured => structured::decode_one(&body).map(|e| vec![e]),
-        Mode::Batch => structured::decode_batch(&body),
+        Mode::Structured => ce::decode(&body).map(|e| vec![e]),
+        Mode::Batch => ce::decode_batch(&body),
     }
 }
 
 /// A reply ready to send: headers to add and the body.
 #[derive(Debug)]
-pub struct Encoded {
+pub(crate) struct Encoded {
     /// Headers (`Content-Type` and, in binary mode, `ce-*`).
-    pub headers: HeaderMap,
+    pub(crate) headers: HeaderMap,
     /// The body.
-    pub body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 /// Writes `events` in `mode`. Binary and structured mode take exactly one event.
 ///
 /// # Errors
 /// 500 when a reply event is invalid (a bad extension name, an integer outside 32 bits).
-pub fn encode(mode: Mode, events: Vec<Event>) -> Result<Encoded, Error> {
-    for e in &events {
-        validate(e).map_err(|e| {
-            Error::internal(format!(
-                "the handler's reply event is invalid: {}",
-                e.message()
-            ))
-        })?;
-    }
-    match mode {
-        Mode::Binary => {
-            let event = single(events)?;
-            binary::encode(event)
-        }
-        Mode::Structured => {
-            let event = single(events)?;
-            structured::encode_one(event)
-        }
-        Mode::Batch => structured::encode_batch(events),
-    }
+pub(crate) fn encode(mode: Mode, events: Vec<Event>) -> Result<Encoded, Error> {
+    let (content_type, body) = match mode {
+        Mode::Batch => (BATCH_JSON, ce::encode_batch(events)?),
+        Mode::Structured => (STRUCTURED_JSON, ce::encode(single(events)?)?),
+        Mode::Binary => return binary::encode(ce::checked_reply(single(events)?)?),
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::CONTENT_TYPE, content_type);
+    Ok(Encoded { headers, body })
 }
+
+const STRUCTURED_JSON: HeaderValue =
+    HeaderValue::from_static("application/cloudevents+json; charset=utf-8");
+const BATCH_JSON: HeaderValue =
+    HeaderValue::from_static("application/cloudevents-batch+json; charset=utf-8");
 
 fn single(events: Vec<Event>) -> Result<Event, Error> {
     let mut it = events.into_iter();
@@ -137,68 +120,9 @@ fn single(events: Vec<Event>) -> Result<Event, Error> {
     }
 }
 
-/// Checks what the SDK leaves unchecked (PLATFORMS.md §5.1): required attributes non-empty,
-/// `specversion` 1.0, extension names `^[a-z0-9]+$` and not `data`, integers within 32 bits.
-///
-/// # Errors
-/// 400 naming the attribute.
-pub fn validate(event: &Event) -> Result<(), Error> {
-    if event.specversion() != cloudevents::event::SpecVersion::V10 {
-        return Err(Error::invalid_event(format!(
-            "specversion {} is not supported; use 1.0",
-            event.specversion()
-        )));
-    }
-    for (name, value) in [
-        ("id", event.id()),
-        ("source", event.source().as_str()),
-        ("type", event.ty()),
-    ] {
-        if value.is_empty() {
-            return Err(Error::invalid_event(format!(
-                "required attribute `{name}` is empty"
-            )));
-        }
-    }
-    for (name, value) in event.iter_extensions() {
-        validate_extension_name(name)?;
-        if let ExtensionValue::Integer(i) = value {
-            if i32::try_from(*i).is_err() {
-                return Err(Error::invalid_event(format!(
-                    "extension `{name}` = {i} is outside the 32-bit integer range"
-                )));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Attribute and extension names: lowercase ASCII letters and digits; `data` is reserved.
-///
-/// # Errors
-/// 400 naming the attribute.
-pub fn validate_extension_name(name: &str) -> Result<(), Error> {
-    let ok = !name.is_empty()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    if !ok {
-        return Err(Error::invalid_event(format!(
-            "attribute name `{name}` is invalid: names use only a-z and 0-9"
-        )));
-    }
-    if name == "data" || name == "data_base64" {
-        return Err(Error::invalid_event(format!(
-            "attribute name `{name}` is reserved"
-        )));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -232,26 +156,23 @@ mod tests {
 
     #[test]
     fn other_cloudevents_formats_are_415() {
-        let err = detect(&headers(&[(
-            "content-type",
+        for ct in [
             "application/cloudevents+avro",
-        )]))
-        .unwrap_err();
-        assert_eq!(err.status().as_u16(), 415);
-        let err = detect(&headers(&[(
-            "content-type",
             "application/cloudevents-batch+xml",
-        )]))
-        .unwrap_err();
-        assert_eq!(err.status().as_u16(), 415);
+        ] {
+            let err = detect(&headers(&[("content-type", ct)])).unwrap_err();
+            assert_eq!(err.status().as_u16(), 415, "{ct}");
+        }
     }
 
     #[test]
-    fn extension_names_are_lowercase_alphanumerics() {
-        assert!(validate_extension_name("traceparent").is_ok());
-        assert!(validate_extension_name("abc123").is_ok());
-        for bad in ["traceParent", "my-ext", "my_ext", "", "data"] {
-            assert!(validate_extension_name(bad).is_err(), "{bad}");
-        }
+    fn structured_and_batch_replies_carry_their_content_types() {
+        let event =
+            ce::decode(br#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#).unwrap();
+        let one = encode(Mode::Structured, vec![event.clone()]).unwrap();
+        assert_eq!(one.headers["content-type"], STRUCTURED_JSON);
+        let batch = encode(Mode::Batch, vec![event.clone(), event]).unwrap();
+        assert_eq!(batch.headers["content-type"], BATCH_JSON);
+        assert!(batch.body.starts_with(b"["));
     }
 }

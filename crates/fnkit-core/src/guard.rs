@@ -1,0 +1,193 @@
+//! Running a handler's future with its panics caught and its time bounded: the one mapping from
+//! a panic or a timeout to an [`Error`], for every adapter.
+
+use std::any::Any;
+use std::future::{poll_fn, Future};
+use std::panic::AssertUnwindSafe;
+use std::pin::pin;
+use std::task::Poll;
+use std::time::Duration;
+
+use crate::handler::BoxFuture;
+use crate::{Error, ErrorKind, Platform};
+
+/// What bounds a handler's run, as the error should name it when the bound passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// A time limit from configuration, and the setting that configures it
+    /// (`FNKIT_TIMEOUT_SECS`, of-watchdog's `exec_timeout`).
+    Timeout {
+        /// The limit.
+        after: Duration,
+        /// The setting to name in the error.
+        setting: &'static str,
+    },
+    /// The invocation's deadline, set by the platform (Lambda).
+    Deadline,
+}
+
+/// Polls `call` until it finishes, `expiry` resolves, or it panics, and gives its result, a
+/// [`ErrorKind::Timeout`] error naming `limit`, or a [`ErrorKind::Panic`] error with the panic's
+/// message. `expiry` is the adapter's timer (a `tokio::time::sleep`), `None` for no limit; the
+/// handler is polled first, so a handler that finishes as the timer fires still counts.
+///
+/// The panic message reads `Lambda panicked: <message>` on Lambda (what `lambda_runtime` says,
+/// and what Lambda tooling looks for) and `the handler panicked: <message>` elsewhere.
+///
+/// ```
+/// # use std::time::Duration;
+/// use fnkit_core::adapter::{guard, BoxFuture, Limit};
+/// use fnkit_core::{ErrorKind, Platform};
+/// # let waker = std::task::Waker::noop();
+/// # let mut cx = std::task::Context::from_waker(waker);
+/// let limit = Limit::Timeout { after: Duration::from_secs(1), setting: "FNKIT_TIMEOUT_SECS" };
+/// let call: BoxFuture<'static, Result<u8, fnkit_core::Error>> = Box::pin(async { panic!("boom") });
+/// let fut = guard(call, None::<std::future::Pending<()>>, limit, Platform::Local);
+/// # let std::task::Poll::Ready(result) = std::pin::pin!(fut).poll(&mut cx) else { panic!() };
+/// // ... awaited, it gives:
+/// let err = result.unwrap_err();
+/// assert_eq!(err.kind(), ErrorKind::Panic);
+/// assert_eq!(err.message(), "the handler panicked: boom");
+/// # use std::future::Future;
+/// ```
+///
+/// # Errors
+/// The handler's own error, or a `Timeout` or `Panic` error as above.
+pub async fn guard<T, E>(
+    call: BoxFuture<'_, Result<T, Error>>,
+    expiry: Option<E>,
+    limit: Limit,
+    platform: Platform,
+) -> Result<T, Error>
+where
+    E: Future<Output = ()>,
+{
+    let mut call = call;
+    let mut expiry = pin!(expiry);
+    poll_fn(|cx| {
+        let polled = std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx)));
+        match polled {
+            Ok(Poll::Ready(result)) => return Poll::Ready(result),
+            Ok(Poll::Pending) => {}
+            Err(payload) => return Poll::Ready(Err(panicked(&*payload, platform))),
+        }
+        match expiry.as_mut().as_pin_mut().map(|e| e.poll(cx)) {
+            Some(Poll::Ready(())) => Poll::Ready(Err(timed_out(limit))),
+            _ => Poll::Pending,
+        }
+    })
+    .await
+}
+
+/// The error for a handler that panicked with `payload`.
+fn panicked(payload: &(dyn Any + Send), platform: Platform) -> Error {
+    let prefix = if platform == Platform::Lambda {
+        "Lambda panicked"
+    } else {
+        "the handler panicked"
+    };
+    let message = match panic_message(payload) {
+        Some(msg) => format!("{prefix}: {msg}"),
+        None => prefix.to_owned(),
+    };
+    Error::new(ErrorKind::Panic, message)
+}
+
+/// The error for a handler stopped by `limit`.
+fn timed_out(limit: Limit) -> Error {
+    let message = match limit {
+        Limit::Timeout { after, setting } => {
+            format!("the handler did not finish within {after:?} ({setting})")
+        }
+        Limit::Deadline => {
+            "the handler ran past the invocation's deadline and was stopped".to_owned()
+        }
+    };
+    Error::new(ErrorKind::Timeout, message)
+}
+
+/// The message of a panic payload (`panic!("...")` gives a `&str` or a `String`), if it has one.
+pub fn panic_message(payload: &(dyn Any + Send)) -> Option<&str> {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::future::{pending, ready, Pending};
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = pin!(f);
+        loop {
+            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+                return v;
+            }
+        }
+    }
+
+    const LIMIT: Limit = Limit::Timeout {
+        after: Duration::from_millis(250),
+        setting: "FNKIT_TIMEOUT_SECS",
+    };
+
+    #[test]
+    fn string_and_str_payloads_have_messages_others_do_not() {
+        let s: Box<dyn Any + Send> = Box::new("static");
+        assert_eq!(panic_message(&*s), Some("static"));
+        let s: Box<dyn Any + Send> = Box::new(String::from("formatted 7"));
+        assert_eq!(panic_message(&*s), Some("formatted 7"));
+        let n: Box<dyn Any + Send> = Box::new(7_u8);
+        assert_eq!(panic_message(&*n), None);
+    }
+
+    #[test]
+    fn a_panic_is_a_panic_error_worded_for_the_platform() {
+        for (platform, expected) in [
+            (Platform::Lambda, "Lambda panicked: zero 0"),
+            (Platform::Knative, "the handler panicked: zero 0"),
+        ] {
+            let call: BoxFuture<'_, Result<(), Error>> = Box::pin(async { panic!("zero {}", 0) });
+            let err = block_on(guard(call, None::<Pending<()>>, LIMIT, platform)).unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Panic);
+            assert_eq!(err.message(), expected);
+        }
+        let call: BoxFuture<'_, Result<(), Error>> =
+            Box::pin(async { std::panic::panic_any(7_u8) });
+        let err = block_on(guard(call, None::<Pending<()>>, LIMIT, Platform::Lambda)).unwrap_err();
+        assert_eq!(err.message(), "Lambda panicked");
+    }
+
+    #[test]
+    fn expiry_stops_a_pending_handler_with_a_timeout_naming_the_limit() {
+        let call: BoxFuture<'_, Result<(), Error>> = Box::pin(pending());
+        let err = block_on(guard(call, Some(ready(())), LIMIT, Platform::Local)).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::Timeout);
+        assert_eq!(
+            err.message(),
+            "the handler did not finish within 250ms (FNKIT_TIMEOUT_SECS)"
+        );
+        let call: BoxFuture<'_, Result<(), Error>> = Box::pin(pending());
+        let err = block_on(guard(
+            call,
+            Some(ready(())),
+            Limit::Deadline,
+            Platform::Lambda,
+        ));
+        assert!(err.unwrap_err().message().contains("deadline"));
+    }
+
+    #[test]
+    fn a_handler_that_is_ready_wins_over_an_expired_timer() {
+        let call: BoxFuture<'_, Result<u8, Error>> = Box::pin(async { Ok(7) });
+        let out = block_on(guard(call, Some(ready(())), LIMIT, Platform::Local));
+        assert_eq!(out.unwrap(), 7);
+        let call: BoxFuture<'_, Result<u8, Error>> = Box::pin(async { Err("no".into()) });
+        let err = block_on(guard(call, None::<Pending<()>>, LIMIT, Platform::Local));
+        assert_eq!(err.unwrap_err().kind(), ErrorKind::Handler);
+    }
+}

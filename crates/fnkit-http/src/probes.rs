@@ -1,0 +1,51 @@
+//! Health, readiness and platform probes: answered by the runtime, never by the handler.
+
+use http::header::USER_AGENT;
+use http::{HeaderName, Request, StatusCode};
+
+use crate::service::{header_str, json_reply, Reply, State};
+
+static K_KUBELET_PROBE: HeaderName = HeaderName::from_static("k-kubelet-probe");
+
+impl State {
+    /// The answer to a platform path or probe, or `None` for a request the handler serves:
+    /// `GET /health` (liveness), `/ready`, any request from a Kubernetes or Knative probe
+    /// (`K-Kubelet-Probe`, a `kube-probe/` user agent), and on OpenFaaS `/_/health`, `/_/ready`.
+    pub(crate) fn answer_platform_paths<B>(&self, req: &Request<B>) -> Option<Reply> {
+        let path = req.uri().path();
+        let probe = req.headers().contains_key(&K_KUBELET_PROBE)
+            || header_str(req.headers(), &USER_AGENT)
+                .is_some_and(|ua| ua.starts_with("kube-probe/"));
+        let watchdog = self.config.watchdog_paths;
+        if path == "/health" && !probe {
+            return Some(self.health());
+        }
+        if probe || path == "/ready" || (watchdog && (path == "/_/health" || path == "/_/ready")) {
+            return Some(self.readiness());
+        }
+        None
+    }
+
+    fn health(&self) -> Reply {
+        let body = serde_json::json!({
+            "status": "ok",
+            "function": self.info.name,
+            "version": self.info.version,
+            "platform": self.info.platform.as_str(),
+            "fnkit": env!("CARGO_PKG_VERSION"),
+            "uptime_secs": self.started.elapsed().as_secs_f64(),
+        });
+        json_reply(StatusCode::OK, body.to_string().into_bytes())
+    }
+
+    fn readiness(&self) -> Reply {
+        if self.ready() {
+            json_reply(StatusCode::OK, br#"{"status":"ready"}"#.to_vec())
+        } else {
+            json_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                br#"{"status":"shutting down"}"#.to_vec(),
+            )
+        }
+    }
+}
