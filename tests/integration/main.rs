@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
 mod cloudevents;
+mod differential;
 mod http;
 mod knative;
 mod lambda;

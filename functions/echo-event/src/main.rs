@@ -1,5 +1,7 @@
 //! `echo-event`: a CloudEvent function. Replies with the incoming event's `data`,
-//! `datacontenttype` and `subject`, from this function's `source`, with `type` = incoming + `.reply`.
+//! `datacontenttype` and `subject`, from this function's `source`, with `type` = incoming + `.reply`,
+//! and the invocation's W3C `traceparent` (from the request headers or the event's
+//! distributed-tracing extension, whichever fnkit found valid) as the reply's extension.
 //!
 //! To show how errors map to statuses a broker understands, an event with the extension
 //! `fail=transient` fails with a retryable 500 and `fail=permanent` with a final 422.
@@ -18,6 +20,9 @@ async fn echo(mut event: Event, ctx: Context) -> Result<Option<Event>, Error> {
         .build()
         .map_err(|e| Error::internal(e.to_string()))?;
     reply.set_subject(event.subject());
+    if let Some(traceparent) = &ctx.trace().traceparent {
+        reply.set_extension("traceparent", traceparent.as_str());
+    }
     let (content_type, schema, data) = event.take_data();
     if let Some(data) = data {
         reply.set_data(

@@ -9,7 +9,7 @@
 //! `crates/fnkit-lambda/tests/data/`); #24–#25 are `make sam-validate sam-build`.
 
 mod emulator;
-mod mock;
+pub(crate) mod mock;
 mod runtime_api;
 
 use std::net::SocketAddr;
@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use fnkit_tests::FnProcess;
 
 /// The environment Lambda gives every function (PLATFORMS.md §1.8), pointing at `api`.
-fn lambda_env(api: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn lambda_env(api: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_LAMBDA_RUNTIME_API", api.to_owned()),
         ("AWS_LAMBDA_FUNCTION_NAME", "probe".to_owned()),
@@ -29,7 +29,7 @@ fn lambda_env(api: &str) -> Vec<(&'static str, String)> {
 }
 
 /// Starts `binary` as Lambda would, with `env` (pairs with an empty value are removed).
-fn start_function(binary: &str, env: &[(&str, String)]) -> FnProcess {
+pub(crate) fn start_function(binary: &str, env: &[(&str, String)]) -> FnProcess {
     let pairs: Vec<(&str, &str)> = env
         .iter()
         .filter(|(_, v)| !v.is_empty())
