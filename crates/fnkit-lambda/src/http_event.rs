@@ -126,11 +126,10 @@ pub(crate) fn to_request(source: Source, payload: &[u8]) -> Result<Request<Body>
         Source::RestV1 => {
             let e: ApiGatewayProxyRequest = serde_json::from_slice(payload).map_err(bad)?;
             let headers = pick_headers(e.multi_value_headers, e.headers);
-            let query = if e.multi_value_query_string_parameters.is_empty() {
-                encode_decoded_query(&e.query_string_parameters)
-            } else {
-                encode_decoded_query(&e.multi_value_query_string_parameters)
-            };
+            let query = encode_decoded_query(pick_query(
+                &e.multi_value_query_string_parameters,
+                &e.query_string_parameters,
+            ));
             let path = e.path.unwrap_or_else(|| "/".to_owned());
             (
                 e.http_method,
@@ -169,11 +168,10 @@ pub(crate) fn to_request(source: Source, payload: &[u8]) -> Result<Request<Body>
             let e: AlbTargetGroupRequest = serde_json::from_slice(payload).map_err(bad)?;
             let headers = pick_headers(e.multi_value_headers, e.headers);
             // §2.6: ALB passes query values as the client sent them (still percent-encoded).
-            let query = if e.multi_value_query_string_parameters.is_empty() {
-                join_raw_query(&e.query_string_parameters)
-            } else {
-                join_raw_query(&e.multi_value_query_string_parameters)
-            };
+            let query = join_raw_query(pick_query(
+                &e.multi_value_query_string_parameters,
+                &e.query_string_parameters,
+            ));
             let path = e.path.unwrap_or_else(|| "/".to_owned());
             (
                 e.http_method,
@@ -280,6 +278,16 @@ fn join_raw_query(q: &QueryMap) -> String {
         out.push_str(v);
     }
     out
+}
+
+/// The multi-value query map where the source filled it (it carries every value), else the
+/// single-value one.
+fn pick_query<'a>(multi: &'a QueryMap, single: &'a QueryMap) -> &'a QueryMap {
+    if multi.is_empty() {
+        single
+    } else {
+        multi
+    }
 }
 
 fn pick_headers(multi: HeaderMap, single: HeaderMap) -> HeaderMap {

@@ -274,25 +274,19 @@ impl Dispatch for dyn EventFunction {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fnkit_core::{IntoFunction, Platform};
+    use fnkit_core::Platform;
 
-    /// The type-erased form of a typed handler, as `fnkit::run` hands it over.
-    fn typed<M>(f: impl IntoFunction<M>) -> Arc<dyn TypedFunction> {
-        struct Typed;
-        impl fnkit_core::adapter::ShapeVisitor for Typed {
-            type Output = Arc<dyn TypedFunction>;
-            fn typed(self, f: Arc<dyn TypedFunction>) -> Self::Output {
-                f
-            }
-            fn http(self, _: Arc<dyn HttpFunction>) -> Self::Output {
-                unreachable!("a typed handler")
-            }
-            #[cfg(feature = "cloudevents")]
-            fn event(self, _: Arc<dyn EventFunction>) -> Self::Output {
-                unreachable!("a typed handler")
-            }
+    /// A typed function that runs `f` on its input, as `fnkit::run` would hand it over.
+    struct Typed<F>(F);
+
+    impl<F, Fut> TypedFunction for Typed<F>
+    where
+        F: Fn(Payload) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<Vec<u8>, Error>> + Send + 'static,
+    {
+        fn call(&self, input: Payload, _ctx: Context) -> BoxFuture<'_, Result<Vec<u8>, Error>> {
+            Box::pin((self.0)(input))
         }
-        f.visit(Typed)
     }
 
     fn info() -> Arc<FunctionInfo> {
@@ -308,15 +302,20 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_a_panic_error_with_its_message() {
-        let f = typed(|n: u32, _ctx: Context| async move {
+        let f = Typed(|input: Payload| async move {
+            let n: u32 = input.deserialize()?;
             if n == 0 {
                 panic!("zero is not allowed");
             }
-            Ok::<_, Error>(n)
+            Ok(n.to_string().into_bytes())
         });
         let ctx = Context::new(info(), "r");
         let e = rt()
-            .block_on(run_handler(&*f, Bytes::from_static(b"0"), ctx))
+            .block_on(run_handler(
+                &f as &dyn TypedFunction,
+                Bytes::from_static(b"0"),
+                ctx,
+            ))
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Panic);
         assert_eq!(e.message(), "Lambda panicked: zero is not allowed");
@@ -324,14 +323,14 @@ mod tests {
 
     #[test]
     fn a_handler_past_the_deadline_is_stopped_with_timeout() {
-        let f = typed(|(): (), _ctx: Context| async move {
+        let f = Typed(|_: Payload| async move {
             tokio::time::sleep(Duration::from_secs(30)).await;
-            Ok::<_, Error>(())
+            Ok(Vec::new())
         });
         let ctx = Context::new(info(), "r").with_timeout(Duration::from_millis(120));
         let started = std::time::Instant::now();
         let e = rt()
-            .block_on(run_handler(&*f, Bytes::new(), ctx))
+            .block_on(run_handler(&f as &dyn TypedFunction, Bytes::new(), ctx))
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
         assert!(
