@@ -128,3 +128,45 @@ fn a_valid_event_is_answered_alike_with_the_trace_from_its_extension() {
     assert_eq!(http.get("traceparent"), None, "{http}");
     assert_eq!(lambda.json().get("traceparent"), None);
 }
+
+#[test]
+fn no_reply_is_202_over_http_and_null_on_lambda() {
+    let mut both = Both::start();
+    let body = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","reply":"none"}"#;
+    let r = both
+        .http
+        .send(&Request::post("/", body).header("content-type", STRUCTURED));
+    assert_eq!(r.status, 202, "{}", r.text());
+    assert!(r.body.is_empty(), "{}", r.text());
+    let binary = Request::post("/", "")
+        .header("ce-specversion", "1.0")
+        .header("ce-id", "2")
+        .header("ce-source", "/s")
+        .header("ce-type", "t")
+        .header("ce-reply", "none");
+    let r = both.http.send(&binary);
+    assert_eq!((r.status, r.body.len()), (202, 0), "{}", r.text());
+    let (ok, lambda) = both.on_lambda(body);
+    assert!(ok);
+    assert_eq!(lambda.body, b"null");
+}
+
+#[test]
+fn an_invalid_reply_event_is_an_internal_error_on_both() {
+    let mut both = Both::start();
+    let body = r#"{"specversion":"1.0","id":"1","source":"/s","type":"t","reply":"invalid"}"#;
+    let (status, http) = both.over_http(body);
+    assert_eq!(status, 500, "{http}");
+    assert_eq!(http["error"], "InternalError");
+    assert!(
+        http["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`Not_Valid`")),
+        "{http}"
+    );
+    let (ok, lambda) = both.on_lambda(body);
+    assert!(!ok);
+    let lambda = lambda.json();
+    assert_eq!(lambda["errorType"], http["error"]);
+    assert_eq!(lambda["errorMessage"], http["message"]);
+}

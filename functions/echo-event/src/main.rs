@@ -4,7 +4,10 @@
 //! distributed-tracing extension, whichever fnkit found valid) as the reply's extension.
 //!
 //! To show how errors map to statuses a broker understands, an event with the extension
-//! `fail=transient` fails with a retryable 500 and `fail=permanent` with a final 422.
+//! `fail=transient` fails with a retryable 500 and `fail=permanent` with a final 422. The
+//! extension `reply=none` makes it answer with no event (202 over HTTP, `null` on Lambda), and
+//! `reply=invalid` with an event whose extension name breaks the spec, which fnkit refuses to
+//! send (500 `InternalError`) on every platform.
 
 use fnkit::cloudevents::{AttributesReader, AttributesWriter, EventBuilder};
 use fnkit::{Context, Error, Event};
@@ -15,6 +18,10 @@ async fn echo(mut event: Event, ctx: Context) -> Result<Option<Event>, Error> {
         Some("permanent") => return Err(Error::rejected("asked to fail (permanent)")),
         _ => {}
     }
+    let reply_mode = event.extension("reply").map(ToString::to_string);
+    if reply_mode.as_deref() == Some("none") {
+        return Ok(None);
+    }
     let mut reply = ctx
         .reply_to(&event)
         .build()
@@ -22,6 +29,9 @@ async fn echo(mut event: Event, ctx: Context) -> Result<Option<Event>, Error> {
     reply.set_subject(event.subject());
     if let Some(traceparent) = &ctx.trace().traceparent {
         reply.set_extension("traceparent", traceparent.as_str());
+    }
+    if reply_mode.as_deref() == Some("invalid") {
+        reply.set_extension("Not_Valid", "x");
     }
     let (content_type, schema, data) = event.take_data();
     if let Some(data) = data {
