@@ -1,4 +1,5 @@
-"""Checks sam/template.yaml beyond what `sam validate --lint` does (PLATFORMS.md §3, §7 #24-25).
+"""Checks sam/template.yaml beyond what `sam validate --lint` does (docs/platforms.md §3;
+docs/conformance.md #24-#25).
 
     check_template.py TEMPLATE                  every function: Runtime provided.al2023, Handler
                                                 bootstrap, one Architecture, BuildMethod makefile

@@ -1,4 +1,4 @@
-//! The CloudEvents 1.0.2 HTTP binding: PLATFORMS.md §5 and §7 items 34–45. Requests are built
+//! The CloudEvents 1.0.2 HTTP binding: docs/platforms.md §5, docs/conformance.md #34–#45. Requests are built
 //! and replies read by the official Rust SDK (`cloudevents-sdk`'s own HTTP binding), an
 //! independent implementation of the same spec.
 

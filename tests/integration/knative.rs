@@ -1,4 +1,4 @@
-//! Knative Serving's runtime contract: PLATFORMS.md §4 and §7 items 26–33.
+//! Knative Serving's runtime contract: docs/platforms.md §4, checked as docs/conformance.md #26–#33.
 
 use std::io::{BufReader, Write};
 use std::net::TcpStream;

@@ -1,4 +1,4 @@
-//! Local mode and platform detection: PLATFORMS.md §7 items 55–56.
+//! Local mode and platform detection: docs/conformance.md #55–#56.
 
 use std::time::Duration;
 

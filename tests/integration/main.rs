@@ -1,6 +1,6 @@
 //! fnkit's integration tests: the example function binaries, started as users run them, driven
-//! over loopback by real peers. Test names carry the PLATFORMS.md §7 statement number they check
-//! (`knative_26_...`) where they check one.
+//! over loopback by real peers. Test names carry the number of the docs/conformance.md statement
+//! they check (`knative_26_...`) where they check one.
 //!
 //! Build the binaries first: `cargo build --workspace --bins` (`make test` does).
 

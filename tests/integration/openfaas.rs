@@ -1,4 +1,4 @@
-//! OpenFaaS behind of-watchdog in HTTP mode: PLATFORMS.md §6 and §7 items 46–54.
+//! OpenFaaS behind of-watchdog in HTTP mode: docs/platforms.md §6, checked as docs/conformance.md #46–#54.
 //!
 //! The real `fwatchdog` is a Go binary shipped only in a container image on ghcr.io, which this
 //! machine cannot reach. [`Watchdog`] stands in for it: a reverse proxy with the behaviour of

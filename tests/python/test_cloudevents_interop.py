@@ -6,7 +6,7 @@ The requests are built and the replies parsed by `cloudevents` 2.x, through both
 (`cloudevents.core.bindings.http`), which also percent-encodes `ce-*` header values as the
 HTTP binding 1.0.2 says (the legacy API does not, so the encoding tests use `core` only).
 
-Contract: ../../../shared/PLATFORMS.md §5 and the CloudEvents items of §7 (34-45), issue 3.
+Contract: docs/platforms.md §5; checklist items docs/conformance.md #34-#45; issue 3.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The Knative manifests in knative/: one Service per example function, deployable as they are
-(apart from the placeholder image) under the runtime contract of ../../../shared/PLATFORMS.md §4,
+(apart from the placeholder image) under the runtime contract of docs/platforms.md §4,
 and the `kn service create` commands in knative/README.md saying the same thing.
 """
 

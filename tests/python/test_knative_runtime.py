@@ -1,5 +1,5 @@
 """The Knative runtime contract as a client sees it: health and readiness, probe requests,
-SIGTERM. ../../../shared/PLATFORMS.md §4 and the Knative items of §7 (27-29, 32).
+SIGTERM. docs/platforms.md §4; checklist items docs/conformance.md #27-#29, #32.
 
 The HTTP/1.1 exchanges that must be observed step by step use a raw socket.
 """

@@ -1,6 +1,6 @@
 //! Against cargo-lambda's Runtime API emulator (`cargo lambda watch --only-lambda-apis`), a peer
 //! we did not write: each example function is started as Lambda starts it and invoked as a
-//! caller invokes it (PLATFORMS.md §7 #3–#6 end to end).
+//! caller invokes it (docs/conformance.md #3–#6 end to end).
 //!
 //! cargo-lambda comes from PyPI into `.venv` (`make test` installs it). Without it these tests
 //! say so and pass; CI always has it.
@@ -156,7 +156,7 @@ fn emulator_hello_answers_then_reports_a_bad_payload_then_answers_again() {
         emu.invoke(r#"{"name":"Ada"}"#),
         json!({"message": "Hello, Ada!"})
     );
-    // §7 #6: a payload that does not fit names the field.
+    // docs/conformance.md #6: a payload that does not fit names the field.
     let err = emu.invoke(r#"{"name":5}"#);
     assert_error(&err, "InvalidInput", "input does not fit");
     assert!(
@@ -176,13 +176,13 @@ fn emulator_probe_panic_then_error_then_success() {
         return;
     };
     let _f = emu.function("lambda-probe");
-    // §7 #5: a panic is reported and the runtime goes on.
+    // docs/conformance.md #5: a panic is reported and the runtime goes on.
     assert_error(
         &emu.invoke(r#"{"action":"panic"}"#),
         "Panic",
         "Lambda panicked: the probe was asked to panic",
     );
-    // §7 #4.
+    // docs/conformance.md #4.
     assert_error(
         &emu.invoke(r#"{"action":"fail"}"#),
         "HandlerError",

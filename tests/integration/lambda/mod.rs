@@ -1,11 +1,11 @@
 //! The Lambda adapter (issue 4), checked two ways:
 //! - [`runtime_api`]: against a Runtime API of our own ([`mock`]), which records every request,
 //!   for the exact requests, error documents, init errors, deadlines, trace ids, log lines and
-//!   the HTTP event shapes (PLATFORMS.md §7 Lambda items are in the test names).
+//!   the HTTP event shapes (docs/conformance.md Lambda items #1–#25 are in the test names).
 //! - [`emulator`]: against cargo-lambda's Runtime API emulator (a real, independent peer),
 //!   invoking each example function as a caller would.
 //!
-//! §7 #14–#20 and #23 are also unit tests in `crates/fnkit-lambda` (on the fixtures in
+//! docs/conformance.md #14–#20 and #23 are also unit tests in `crates/fnkit-lambda` (on the fixtures in
 //! `crates/fnkit-lambda/tests/data/`); #24–#25 are `make sam-validate sam-build`.
 
 mod emulator;
@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 
 use fnkit_tests::FnProcess;
 
-/// The environment Lambda gives every function (PLATFORMS.md §1.8), pointing at `api`.
+/// The environment Lambda gives every function (docs/platforms.md §1.8), pointing at `api`.
 pub(crate) fn lambda_env(api: &str) -> Vec<(&'static str, String)> {
     vec![
         ("AWS_LAMBDA_RUNTIME_API", api.to_owned()),

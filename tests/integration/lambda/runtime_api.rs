@@ -1,4 +1,5 @@
-//! Against our own mock Runtime API: what the runtime sends, exactly (PLATFORMS.md §1, §7).
+//! Against our own mock Runtime API: what the runtime sends, exactly (docs/platforms.md §1;
+//! docs/conformance.md #1–#22).
 
 use std::time::Duration;
 
@@ -452,7 +453,7 @@ fn lambda_14_to_20_http_events_from_every_source_reach_the_same_handler() {
     let mock = MockApi::start();
     let _fn = start_function("http-echo", &lambda_env(&mock.api()));
 
-    // §7 #14, #20: REST v1 (with null maps): integer statusCode, string body, multiValueHeaders.
+    // docs/conformance.md #14, #20: REST v1 (with null maps): integer statusCode, string body, multiValueHeaders.
     let (payload, seen) = http_echo(&mock, "h-1", fixture("apigw-v1-request.json"));
     assert!(
         payload["statusCode"].is_i64() && payload["statusCode"] == 200,
@@ -472,7 +473,7 @@ fn lambda_14_to_20_http_events_from_every_source_reach_the_same_handler() {
     assert_eq!(payload["statusCode"], 200);
     assert_eq!(seen["path"], "/items");
 
-    // §7 #15, #16: HTTP API v2 and Function URL: URL from rawPath + rawQueryString, cookies.
+    // docs/conformance.md #15, #16: HTTP API v2 and Function URL: URL from rawPath + rawQueryString, cookies.
     let raw: Value = serde_json::from_slice(&fixture("apigw-v2-request-multi-value.json")).unwrap();
     let (payload, seen) = http_echo(&mock, "h-3", fixture("apigw-v2-request-multi-value.json"));
     assert_eq!(seen["query"], raw["rawQueryString"]);
@@ -489,14 +490,14 @@ fn lambda_14_to_20_http_events_from_every_source_reach_the_same_handler() {
     assert_eq!(seen["body"], "Hello from client!");
     assert_eq!(payload["headers"]["content-type"], "application/json");
 
-    // §7 #17: a base64 body is decoded before the handler sees it.
+    // docs/conformance.md #17: a base64 body is decoded before the handler sees it.
     let mut v2: Value = serde_json::from_slice(&fixture("function-url-request.json")).unwrap();
     v2["body"] = json!("aGVsbG8gYmFzZTY0");
     v2["isBase64Encoded"] = json!(true);
     let (_, seen) = http_echo(&mock, "h-5", v2.to_string().into_bytes());
     assert_eq!(seen["body"], "hello base64");
 
-    // §7 #19: ALB, single- and multi-value mode.
+    // docs/conformance.md #19: ALB, single- and multi-value mode.
     let (payload, seen) = http_echo(&mock, "h-6", fixture("alb-request-multivalue-headers.json"));
     assert_eq!(
         payload["multiValueHeaders"]["content-type"],
