@@ -409,7 +409,7 @@ def test_malformed_structured_json_gets_400(echo_event: RunningFunction) -> None
 
 
 def test_overlong_utf8_in_percent_encoded_header_gets_400(echo_event: RunningFunction) -> None:
-    # %C0%A0 is an overlong encoding of U+0020: invalid UTF-8 after decoding (§5.3, §7.35).
+    # %C0%A0 is an overlong encoding of U+0020: invalid UTF-8 after decoding (docs/platforms.md §5.3, docs/conformance.md #35).
     headers = binary_headers(**{"ce-subject": "a%C0%A0b"})
 
     resp = post(echo_event, headers, b'{"k":1}')
