@@ -366,7 +366,7 @@ fn hello(name: &str) -> Request {
     Request::post("/", format!(r#"{{"name":"{name}"}}"#)).header("content-type", "application/json")
 }
 
-// --- docs/conformance.md items 46–54 ------------------------------------------------------------------------
+// --- docs/conformance.md items 46–54 -------------------------------------------------------------
 
 #[test]
 fn openfaas_46_listens_on_the_upstream_port_not_port_and_is_ready_before_the_first_request() {
