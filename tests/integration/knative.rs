@@ -137,6 +137,17 @@ fn knative_28_sigterm_lets_the_in_flight_request_finish_then_exits_0() {
         .wait_exit(Duration::from_secs(5))
         .expect("did not exit after draining");
     assert!(status.success(), "{status:?}");
+    // http-echo's `on_shutdown` hook ran once, after the drain.
+    let logs = f.logs();
+    let at = |needle: &str| logs.iter().position(|l| l.contains(needle));
+    let (drained, hook) = (at("\"drained\""), at("shutdown hook ran"));
+    assert!(drained.is_some() && hook > drained, "{logs:?}");
+    assert_eq!(
+        logs.iter()
+            .filter(|l| l.contains("shutdown hook ran"))
+            .count(),
+        1
+    );
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod guard;
 mod handler;
 mod platform;
 mod secrets;
+mod shutdown;
 mod trace;
 
 pub use body::Body;
@@ -30,6 +31,7 @@ pub use handler::{events, Events};
 pub use handler::{http, Handler, Http, IntoFunction};
 pub use platform::Platform;
 pub use secrets::{secret, Secret};
+pub use shutdown::on_shutdown;
 pub use trace::TraceContext;
 
 #[cfg(feature = "cloudevents")]
@@ -51,6 +53,7 @@ pub mod adapter {
 
     pub use crate::env::{env_from, env_var};
     pub use crate::guard::{guard, panic_message, Limit};
+    pub use crate::shutdown::{has_shutdown_hooks, run_shutdown_hooks};
     pub use crate::trace::{trace_context, TraceInput};
 
     /// CloudEvents without a transport: attribute rules, the JSON format, data splitting.

@@ -69,3 +69,30 @@ pub async fn serve_events(
 ) -> Result<(), Error> {
     server::serve(function, info).await
 }
+
+/// The request decoding of the CloudEvent shape, without a server, for the property tests
+/// (`tests/properties.rs`) and the fuzz targets (`fuzz/`): thin wrappers over the crate's own
+/// functions. Behind the `fuzzing` feature, off by default; not a public API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use fnkit_core::cloudevents::Event;
+    use fnkit_core::Error;
+    use http::HeaderMap;
+
+    /// Reads the events of a request as a CloudEvent handler does: the mode from the headers
+    /// (binary, structured or batched), then the events in that mode. A request that carries
+    /// no CloudEvent is the `InvalidEvent` error the CloudEvent shape answers it with.
+    ///
+    /// # Errors
+    /// As the CloudEvent shape's 400 and 415 answers.
+    pub fn decode_events(headers: &HeaderMap, body: bytes::Bytes) -> Result<Vec<Event>, Error> {
+        match crate::cloudevents::detect(headers)? {
+            Some(mode) => crate::cloudevents::decode(mode, headers, body),
+            // The message of `dispatch.rs`'s CloudEvent shape, word for word.
+            None => Err(Error::invalid_event(
+                "this function takes CloudEvents: send ce-specversion, ce-id, ce-source and ce-type headers (binary mode) or Content-Type application/cloudevents+json",
+            )),
+        }
+    }
+}

@@ -94,13 +94,25 @@ pub(crate) async fn serve_with<S: Shape + ?Sized>(
 
     let open = graceful.count();
     tracing::info!(open_connections = open, "draining");
-    match tokio::time::timeout(state.config.shutdown_timeout, graceful.shutdown()).await {
-        Ok(()) => tracing::info!("drained; exiting"),
+    let budget = state.config.shutdown_timeout;
+    let started = std::time::Instant::now();
+    match tokio::time::timeout(budget, graceful.shutdown()).await {
+        Ok(()) => tracing::info!("drained"),
         Err(_) => tracing::warn!(
-            "connections still busy after {:?} (FNKIT_SHUTDOWN_TIMEOUT_SECS); exiting",
-            state.config.shutdown_timeout
+            "connections still busy after {budget:?} (FNKIT_SHUTDOWN_TIMEOUT_SECS); not waiting"
         ),
     }
+    if fnkit_core::adapter::has_shutdown_hooks() {
+        // What is left of the same budget: the platform's grace period does not stretch.
+        let left = budget.saturating_sub(started.elapsed());
+        let hooks = fnkit_core::adapter::run_shutdown_hooks(state.info.platform, |e| {
+            tracing::error!("a shutdown hook failed: {}", e.message());
+        });
+        if tokio::time::timeout(left, hooks).await.is_err() {
+            tracing::warn!("shutdown hooks still running after {budget:?} in all; exiting");
+        }
+    }
+    tracing::info!("exiting");
     Ok(())
 }
 

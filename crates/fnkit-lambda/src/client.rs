@@ -1,7 +1,14 @@
 //! A minimal Runtime API client: one keep-alive HTTP/1.1 connection on hyper's low-level client,
 //! reconnected when the server closes it (docs/platforms.md §1.1, §1.3).
+//!
+//! Faults (docs/platforms.md §1.11): a request that fails in transport (refused, reset, a
+//! garbled answer) or is answered 429, 502, 503 or 504 is sent again on a fresh connection after
+//! 10, 50, 250 and 1,000 ms; after that the last outcome stands and the caller decides (the loop
+//! ends the process with one error line, and Lambda starts a new sandbox). A 500 is never
+//! retried: the Runtime API says the sandbox is broken.
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Request, Response, StatusCode};
@@ -17,6 +24,8 @@ use crate::config::ApiAddress;
 const USER_AGENT: &str = concat!("fnkit/", env!("CARGO_PKG_VERSION"));
 const ERROR_TYPE_HEADER: &str = "lambda-runtime-function-error-type";
 const ERROR_CONTENT_TYPE: &str = "application/json";
+const EXTENSION_NAME_HEADER: &str = "lambda-extension-name";
+const EXTENSION_ID_HEADER: &str = "lambda-extension-identifier";
 
 /// The error document of `/error` and `/init/error` (§1.4): camelCase, both strings.
 #[derive(Debug, Serialize)]
@@ -49,6 +58,15 @@ impl RuntimeApi {
         })
     }
 
+    /// Another client for the same Runtime API, with a connection of its own.
+    pub(crate) fn fresh(&self) -> Self {
+        Self {
+            address: self.address.clone(),
+            host: self.host.clone(),
+            sender: None,
+        }
+    }
+
     /// `GET /runtime/invocation/next`: waits, with no timeout, for the next event (§1.1).
     pub(crate) async fn next(&mut self) -> Result<Response<Bytes>, Error> {
         let req = self.request(Method::GET, "/runtime/invocation/next", Bytes::new());
@@ -70,6 +88,49 @@ impl RuntimeApi {
     ) -> Result<StatusCode, Error> {
         let path = format!("/runtime/invocation/{id}/error");
         self.post_error(&path, diagnostic).await
+    }
+
+    /// `POST /2020-01-01/extension/register` for an internal extension named `name` that takes
+    /// no events: what makes Lambda send SIGTERM to the runtime. Gives the extension's id.
+    pub(crate) async fn register_extension(&mut self, name: &'static str) -> Result<String, Error> {
+        let path = format!("{}/register", self.address.extension_path);
+        let mut req = self.request_at(Method::POST, &path, Bytes::from_static(br#"{"events":[]}"#));
+        let headers = req.headers_mut();
+        headers.insert(EXTENSION_NAME_HEADER, HeaderValue::from_static(name));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        let resp = self.send(req).await?;
+        let id = resp
+            .headers()
+            .get(EXTENSION_ID_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|id| !id.is_empty());
+        match (resp.status().is_success(), id) {
+            (true, Some(id)) => Ok(id.to_owned()),
+            (ok, _) => Err(api_error(format!(
+                "the Extensions API answered register with {}{}",
+                resp.status(),
+                if ok {
+                    " and no Lambda-Extension-Identifier"
+                } else {
+                    ""
+                }
+            ))),
+        }
+    }
+
+    /// `GET /2020-01-01/extension/event/next` for extension `id`: says the extension is ready and
+    /// waits for an event. An extension with no events never gets one: this waits until the
+    /// process ends.
+    pub(crate) async fn extension_next(&mut self, id: &str) -> Result<StatusCode, Error> {
+        let path = format!("{}/event/next", self.address.extension_path);
+        let mut req = self.request_at(Method::GET, &path, Bytes::new());
+        let id = HeaderValue::from_str(id)
+            .map_err(|_| api_error("the extension id is not a valid header value"))?;
+        req.headers_mut().insert(EXTENSION_ID_HEADER, id);
+        Ok(self.send(req).await?.status())
     }
 
     /// `POST /runtime/init/error` with the error document.
@@ -98,13 +159,17 @@ impl RuntimeApi {
         Ok(self.send(req).await?.status())
     }
 
+    /// A request to the Runtime API at `path` under its versioned base.
     fn request(&self, method: Method, path: &str, body: Bytes) -> Request<Full<Bytes>> {
+        self.request_at(method, &format!("{}{path}", self.address.base_path), body)
+    }
+
+    /// A request to `target`, an origin-form path.
+    fn request_at(&self, method: Method, target: &str, body: Bytes) -> Request<Full<Bytes>> {
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = method;
-        // Origin-form target; built from validated parts, so it always parses.
-        *req.uri_mut() = format!("{}{path}", self.address.base_path)
-            .parse()
-            .unwrap_or_default();
+        // Built from validated parts, so it always parses.
+        *req.uri_mut() = target.parse().unwrap_or_default();
         let headers = req.headers_mut();
         headers.insert(header::HOST, self.host.clone());
         headers.insert(header::USER_AGENT, HeaderValue::from_static(USER_AGENT));
@@ -112,20 +177,36 @@ impl RuntimeApi {
     }
 
     /// Sends `req` on the open connection, opening one first if there is none or the server
-    /// closed it. A request that fails on a connection that was reused is retried once on a new
-    /// one (the server may close an idle keep-alive connection at any time).
+    /// closed it. A failure on a reused connection is retried at once on a new one (the server
+    /// may close an idle keep-alive connection at any time); then transport failures and
+    /// 429/502/503/504 answers are retried after each of [`BACKOFF`]'s pauses.
     async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Response<Bytes>, Error> {
-        let reused = self.sender.as_ref().is_some_and(|s| !s.is_closed());
-        let retry = reused.then(|| clone_request(&req));
-        match self.send_once(req).await {
-            Ok(resp) => Ok(resp),
-            Err(e) => match retry {
-                Some(req) if e.retryable => {
-                    self.sender = None;
-                    self.send_once(req).await.map_err(|e| e.error)
-                }
-                _ => Err(e.error),
-            },
+        let mut pauses = BACKOFF.iter();
+        let mut reused = self.sender.as_ref().is_some_and(|s| !s.is_closed());
+        loop {
+            let outcome = self.send_once(clone_request(&req)).await;
+            let (retryable, what) = match &outcome {
+                Ok(resp) => (
+                    RETRY_STATUSES.contains(&resp.status().as_u16()),
+                    resp.status().to_string(),
+                ),
+                Err(e) => (e.retryable, e.error.message().to_owned()),
+            };
+            if !retryable {
+                return outcome.map_err(|e| e.error);
+            }
+            self.sender = None;
+            if std::mem::take(&mut reused) && outcome.is_err() {
+                continue;
+            }
+            let Some(pause) = pauses.next() else {
+                return outcome.map_err(|e| e.error);
+            };
+            tracing::warn!(
+                path = req.uri().path(),
+                "the Runtime API failed ({what}); trying again in {pause:?}"
+            );
+            tokio::time::sleep(*pause).await;
         }
     }
 
@@ -133,7 +214,10 @@ impl RuntimeApi {
         let sender = match self.sender.as_mut() {
             Some(s) if !s.is_closed() => s,
             _ => {
-                let s = self.connect().await.map_err(SendError::fatal)?;
+                let s = self.connect().await.map_err(|error| SendError {
+                    retryable: true,
+                    error,
+                })?;
                 self.sender.insert(s)
             }
         };
@@ -148,19 +232,25 @@ impl RuntimeApi {
             Ok(r) => r,
             Err(e) => {
                 self.sender = None;
-                // Nothing was answered: safe to send again on a fresh connection.
+                // Refused, reset or garbled: worth another try on a fresh connection (a
+                // `/response` that did arrive is then refused as stale, which is logged).
                 return Err(SendError {
-                    retryable: e.is_canceled() || e.is_closed() || e.is_incomplete_message(),
+                    retryable: true,
                     error: api_error(format!("Runtime API request failed: {e}")),
                 });
             }
         };
         let (parts, body) = resp.into_parts();
-        let body = body
-            .collect()
-            .await
-            .map_err(|e| SendError::fatal(api_error(format!("Runtime API body failed: {e}"))))?
-            .to_bytes();
+        let body = match body.collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) => {
+                self.sender = None;
+                return Err(SendError {
+                    retryable: true,
+                    error: api_error(format!("Runtime API body failed: {e}")),
+                });
+            }
+        };
         Ok(Response::from_parts(parts, body))
     }
 
@@ -190,14 +280,17 @@ struct SendError {
     error: Error,
 }
 
-impl SendError {
-    fn fatal(error: Error) -> Self {
-        Self {
-            retryable: false,
-            error,
-        }
-    }
-}
+/// The pauses before each new try of a failed request: 1.31 s in all, then the failure stands.
+const BACKOFF: [Duration; 4] = [
+    Duration::from_millis(10),
+    Duration::from_millis(50),
+    Duration::from_millis(250),
+    Duration::from_millis(1000),
+];
+
+/// Answers worth another try: the API is busy or a proxy in front of it failed. (A 500 means
+/// the sandbox is broken; it is final.)
+const RETRY_STATUSES: [u16; 4] = [429, 502, 503, 504];
 
 fn clone_request(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
     let mut out = Request::new(req.body().clone());

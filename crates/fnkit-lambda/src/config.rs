@@ -14,6 +14,8 @@ pub(crate) struct ApiAddress {
     /// The prefix before `/runtime/...`: `/2018-06-01`, or `/<path>/2018-06-01` when the variable
     /// carries a path (cargo-lambda's emulator gives `http://127.0.0.1:9000/.rt`).
     pub(crate) base_path: String,
+    /// The prefix of the Extensions API: `/2020-01-01/extension`, after the same path.
+    pub(crate) extension_path: String,
 }
 
 impl ApiAddress {
@@ -46,6 +48,7 @@ impl ApiAddress {
         Ok(Self {
             authority: authority.to_owned(),
             base_path: format!("{path}/2018-06-01"),
+            extension_path: format!("{path}/2020-01-01/extension"),
         })
     }
 }
@@ -79,6 +82,23 @@ pub(crate) fn check_function_env(var: impl Fn(&str) -> Option<String>) -> Result
     }
 }
 
+/// How many invocations to run at once: `AWS_LAMBDA_MAX_CONCURRENCY` (set by Lambda Managed
+/// Instances), 1 when unset (docs/platforms.md §1.10).
+///
+/// # Errors
+/// A value that is not a whole number from 1 up, named with its value.
+pub(crate) fn max_concurrency(var: impl Fn(&str) -> Option<String>) -> Result<usize, Error> {
+    match var("AWS_LAMBDA_MAX_CONCURRENCY") {
+        None => Ok(1),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if n >= 1 => Ok(n),
+            _ => Err(config_error(format!(
+                "AWS_LAMBDA_MAX_CONCURRENCY={v:?} is not a whole number of invocations (1 or more)"
+            ))),
+        },
+    }
+}
+
 /// An init error caused by the environment.
 pub(crate) fn config_error(message: impl Into<std::borrow::Cow<'static, str>>) -> Error {
     Error::new(ErrorKind::InvalidInput, message)
@@ -102,8 +122,21 @@ mod tests {
         let a = ApiAddress::parse(Some("http://127.0.0.1:9000/.rt")).unwrap();
         assert_eq!(a.authority, "127.0.0.1:9000");
         assert_eq!(a.base_path, "/.rt/2018-06-01");
+        assert_eq!(a.extension_path, "/.rt/2020-01-01/extension");
         let a = ApiAddress::parse(Some("http://localhost:9000/")).unwrap();
         assert_eq!(a.base_path, "/2018-06-01");
+    }
+
+    #[test]
+    fn concurrency_is_one_unless_lambda_says_more() {
+        assert_eq!(max_concurrency(env(&[])).unwrap(), 1);
+        let n = max_concurrency(env(&[("AWS_LAMBDA_MAX_CONCURRENCY", "8")]));
+        assert_eq!(n.unwrap(), 8);
+        for bad in ["0", "-1", "many"] {
+            let pairs = [("AWS_LAMBDA_MAX_CONCURRENCY", bad)];
+            let e = max_concurrency(env(&pairs)).unwrap_err();
+            assert!(e.message().contains("AWS_LAMBDA_MAX_CONCURRENCY"), "{e}");
+        }
     }
 
     #[test]

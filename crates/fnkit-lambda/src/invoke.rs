@@ -33,11 +33,52 @@ const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
 const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
 const TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
 
-/// Serves invocations until the Runtime API fails.
-pub(crate) async fn run<D: Dispatch + ?Sized>(
+/// Serves invocations with `concurrency` workers (docs/platforms.md §1.10), each with its own
+/// connection and its own `/next` outstanding, until the Runtime API fails; the first worker to
+/// fail ends them all. One worker is today's loop, on the caller's task.
+pub(crate) async fn serve<D: Dispatch + ?Sized + 'static>(
+    mut api: RuntimeApi,
+    function: Arc<D>,
+    info: Arc<FunctionInfo>,
+    concurrency: usize,
+) -> Result<(), Error> {
+    if concurrency <= 1 {
+        return run(&mut api, &*function, &info, TraceEnv::PerInvocation).await;
+    }
+    tracing::info!(
+        concurrency,
+        "running up to {concurrency} invocations at once"
+    );
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 1..concurrency {
+        let mut api = api.fresh();
+        let (function, info) = (function.clone(), info.clone());
+        workers.spawn(async move { run(&mut api, &*function, &info, TraceEnv::Untouched).await });
+    }
+    workers.spawn(async move { run(&mut api, &*function, &info, TraceEnv::Untouched).await });
+    match workers.join_next().await {
+        Some(Ok(result)) => result,
+        Some(Err(e)) => Err(Error::internal(format!("a Runtime API worker failed: {e}"))),
+        None => Ok(()),
+    }
+}
+
+/// What to do with the process-wide `_X_AMZN_TRACE_ID`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TraceEnv {
+    /// Set it to each invocation's trace header, as every one-at-a-time runtime does.
+    PerInvocation,
+    /// Leave it alone: with concurrent invocations one variable cannot belong to each of them.
+    /// The trace is in `Context::trace()` and `LambdaContext::xray_trace_id`.
+    Untouched,
+}
+
+/// Serves invocations one at a time until the Runtime API fails.
+async fn run<D: Dispatch + ?Sized>(
     api: &mut RuntimeApi,
     function: &D,
     info: &Arc<FunctionInfo>,
+    trace_env: TraceEnv,
 ) -> Result<(), Error> {
     loop {
         let next = api.next().await?;
@@ -60,9 +101,17 @@ pub(crate) async fn run<D: Dispatch + ?Sized>(
         // At ERROR level so the span (and the request id on every line) exists whatever the
         // log level: an INFO span would vanish under AWS_LAMBDA_LOG_LEVEL=WARN.
         let span = tracing::error_span!("invoke", request_id = %request_id);
-        invoke_once(api, function, info, &request_id, &parts.headers, payload)
-            .instrument(span)
-            .await?;
+        invoke_once(
+            api,
+            function,
+            info,
+            &request_id,
+            &parts.headers,
+            payload,
+            trace_env,
+        )
+        .instrument(span)
+        .await?;
     }
 }
 
@@ -73,10 +122,14 @@ async fn invoke_once<D: Dispatch + ?Sized>(
     request_id: &str,
     headers: &HeaderMap,
     payload: Bytes,
+    trace_env: TraceEnv,
 ) -> Result<(), Error> {
     let trace_id = header_str(headers, TRACE_ID).map(str::to_owned);
-    // docs/platforms.md §1.2, docs/conformance.md #9: the X-Ray header of this invoke, and only of this one.
-    set_trace_env(trace_id.as_deref());
+    // docs/platforms.md §1.2, docs/conformance.md #9: the X-Ray header of this invoke, and only
+    // of this one.
+    if trace_env == TraceEnv::PerInvocation {
+        set_trace_env(trace_id.as_deref());
+    }
 
     let outcome = match context(info, request_id, headers, trace_id) {
         Ok(ctx) => run_handler(function, payload, ctx).await,
@@ -103,11 +156,25 @@ async fn invoke_once<D: Dispatch + ?Sized>(
                     ),
                 )
                 .await?;
-            } else if !status.is_success() {
-                log_refusal("/response", status);
+            } else {
+                check_answer("/response", status)?;
             }
         }
         Err(e) => report(api, request_id, &e).await?,
+    }
+    Ok(())
+}
+
+/// A 2xx goes on; a 4xx refuses this one invocation (logged, the loop goes on); a 5xx, after the
+/// client's retries, means the sandbox is broken: the process ends and Lambda starts another.
+fn check_answer(endpoint: &str, status: StatusCode) -> Result<(), Error> {
+    if status.is_server_error() {
+        return Err(Error::internal(format!(
+            "the Runtime API answered {endpoint} with {status}; exiting so that Lambda starts a new sandbox"
+        )));
+    }
+    if !status.is_success() {
+        log_refusal(endpoint, status);
     }
     Ok(())
 }
@@ -124,10 +191,7 @@ async fn report(api: &mut RuntimeApi, request_id: &str, e: &Error) -> Result<(),
             },
         )
         .await?;
-    if !status.is_success() {
-        log_refusal("/error", status);
-    }
-    Ok(())
+    check_answer("/error", status)
 }
 
 fn log_refusal(endpoint: &str, status: StatusCode) {
@@ -166,9 +230,19 @@ fn context(
     headers: &HeaderMap,
     trace_id: Option<String>,
 ) -> Result<Context, Error> {
-    let deadline_ms = header_str(headers, DEADLINE_MS)
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(absolute_deadline_ms);
+    let deadline_ms = match header_str(headers, DEADLINE_MS) {
+        None => None,
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(ms) => Some(absolute_deadline_ms(ms)),
+            Err(_) => {
+                // docs/platforms.md §1.11: the invocation still runs, without a deadline.
+                tracing::warn!(
+                    "Lambda-Runtime-Deadline-Ms {v:?} is not a number of milliseconds; running without a deadline"
+                );
+                None
+            }
+        },
+    };
     let json_header = |name: &str, label: &str| -> Result<Option<serde_json::Value>, Error> {
         match header_str(headers, name) {
             None => Ok(None),
@@ -392,5 +466,21 @@ mod tests {
     fn a_missing_deadline_is_no_deadline() {
         let ctx = context(&info(), "id-1", &HeaderMap::new(), None).unwrap();
         assert_eq!(ctx.deadline(), None);
+    }
+
+    #[test]
+    fn a_malformed_deadline_is_no_deadline() {
+        let mut h = HeaderMap::new();
+        h.insert(DEADLINE_MS, "soon".parse().unwrap());
+        let ctx = context(&info(), "id-1", &h, None).unwrap();
+        assert_eq!(ctx.deadline(), None);
+    }
+
+    #[test]
+    fn server_errors_end_the_loop_and_client_errors_do_not() {
+        assert!(check_answer("/response", StatusCode::ACCEPTED).is_ok());
+        assert!(check_answer("/response", StatusCode::GONE).is_ok());
+        let e = check_answer("/response", StatusCode::INTERNAL_SERVER_ERROR).unwrap_err();
+        assert!(e.message().contains("/response with 500"), "{e}");
     }
 }

@@ -61,6 +61,7 @@ mod client;
 mod config;
 mod http_event;
 mod invoke;
+mod shutdown;
 
 #[cfg(feature = "cloudevents")]
 mod cloudevent;
@@ -145,7 +146,15 @@ pub async fn serve_typed(
     function: Arc<dyn TypedFunction>,
     info: Arc<FunctionInfo>,
 ) -> Result<(), Error> {
-    serve_dispatch(&*function, info).await
+    serve_dispatch(function, info).await
+}
+
+/// How many invocations the runtime runs at once: `AWS_LAMBDA_MAX_CONCURRENCY` (Lambda Managed
+/// Instances), 1 when unset or not a number. With more than one, fnkit keeps that many `/next`
+/// requests outstanding, leaves `_X_AMZN_TRACE_ID` alone (one process-wide variable cannot be
+/// each invocation's: the trace is in `Context::trace()`), and logs JSON only.
+pub fn max_concurrency() -> usize {
+    config::max_concurrency(env_var).unwrap_or(1)
 }
 
 /// [`serve_typed`] for an HTTP handler: API Gateway (REST and HTTP API), ALB and Function URL
@@ -157,7 +166,7 @@ pub async fn serve_http(
     function: Arc<dyn HttpFunction>,
     info: Arc<FunctionInfo>,
 ) -> Result<(), Error> {
-    serve_dispatch(&*function, info).await
+    serve_dispatch(function, info).await
 }
 
 /// [`serve_typed`] for a CloudEvent handler: a structured CloudEvent payload, or an EventBridge
@@ -170,25 +179,78 @@ pub async fn serve_events(
     function: Arc<dyn EventFunction>,
     info: Arc<FunctionInfo>,
 ) -> Result<(), Error> {
-    serve_dispatch(&*function, info).await
+    serve_dispatch(function, info).await
 }
 
-async fn serve_dispatch<D: invoke::Dispatch + ?Sized>(
-    function: &D,
+/// The payload decoding of the CloudEvent and HTTP shapes, without the Runtime API, for the
+/// property tests (`tests/properties.rs`) and the fuzz targets (`fuzz/`): thin wrappers over the
+/// crate's own functions. Behind the `fuzzing` feature, off by default; not a public API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use fnkit_core::cloudevents::Event;
+    use fnkit_core::{Body, Error};
+
+    /// Reads a payload as the CloudEvent shape does: an EventBridge event (an object with
+    /// `detail-type` and no `specversion`) turned into a CloudEvent, else a structured one.
+    ///
+    /// # Errors
+    /// `InvalidEvent`, as the CloudEvent shape reports it.
+    pub fn decode_event(payload: &[u8]) -> Result<Event, Error> {
+        crate::cloudevent::to_event(payload)
+    }
+
+    /// Reads a payload as the HTTP shape does: the event source (API Gateway REST or HTTP API,
+    /// ALB, Function URL), then the `http::Request` the handler would get.
+    ///
+    /// # Errors
+    /// `InvalidInput`, as the HTTP shape reports it.
+    pub fn decode_http_event(payload: &[u8]) -> Result<http::Request<Body>, Error> {
+        let source = crate::http_event::detect(payload)?;
+        crate::http_event::to_request(source, payload)
+    }
+}
+
+async fn serve_dispatch<D: invoke::Dispatch + ?Sized + 'static>(
+    function: Arc<D>,
     info: Arc<FunctionInfo>,
 ) -> Result<(), Error> {
     let address = ApiAddress::parse(env_var("AWS_LAMBDA_RUNTIME_API").as_deref())?;
     let mut api = RuntimeApi::new(address)?;
 
-    if let Err(e) = config::check_function_env(env_var) {
-        let diagnostic = Diagnostic {
-            error_type: config::INVALID_CONFIG,
-            error_message: e.message(),
-        };
-        if let Err(post) = api.init_error(&diagnostic).await {
-            tracing::error!(error = %post, "could not post /runtime/init/error");
+    let init = config::check_function_env(env_var).and_then(|()| config::max_concurrency(env_var));
+    let concurrency = match init {
+        Ok(n) => n,
+        Err(e) => {
+            let diagnostic = Diagnostic {
+                error_type: config::INVALID_CONFIG,
+                error_message: e.message(),
+            };
+            if let Err(post) = api.init_error(&diagnostic).await {
+                tracing::error!(error = %post, "could not post /runtime/init/error");
+            }
+            return Err(e);
         }
-        return Err(e);
+    };
+    // Only with a shutdown hook: the extension that makes Lambda send SIGTERM, registered before
+    // the first `/next` ends init. Without one, nothing is registered and no signal handled.
+    let sigterm = if fnkit_core::adapter::has_shutdown_hooks() {
+        shutdown::prepare(&mut api).await?
+    } else {
+        None
+    };
+    let platform = info.platform;
+    let serving = invoke::serve(api, function, info, concurrency);
+    match sigterm {
+        None => serving.await,
+        Some(mut sigterm) => {
+            tokio::select! {
+                result = serving => result,
+                _ = sigterm.recv() => {
+                    shutdown::run_hooks(platform).await;
+                    Ok(())
+                }
+            }
+        }
     }
-    invoke::run(&mut api, function, &info).await
 }

@@ -61,8 +61,8 @@ pub mod guide {}
 #[cfg(feature = "cloudevents")]
 pub use fnkit_core::{cloudevents, cloudevents::Event, events, Events};
 pub use fnkit_core::{
-    http, secret, Body, Context, Error, ErrorKind, FunctionInfo, Handler, Http, IntoFunction,
-    Platform, Secret, TraceContext,
+    http, on_shutdown, secret, Body, Context, Error, ErrorKind, FunctionInfo, Handler, Http,
+    IntoFunction, Platform, Secret, TraceContext,
 };
 
 /// What only Lambda gives: the invocation's [`LambdaContext`] (in `ctx.extensions()`), typed AWS

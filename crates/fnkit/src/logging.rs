@@ -95,11 +95,22 @@ fn parse_level(s: &str) -> Option<LevelFilter> {
     })
 }
 
+/// How many invocations the Lambda runtime runs at once, by its own rule.
+fn lambda_concurrency() -> usize {
+    #[cfg(feature = "lambda")]
+    return fnkit_lambda::max_concurrency();
+    #[cfg(not(feature = "lambda"))]
+    1
+}
+
 /// Installs the subscriber for `platform` as the global default. Does nothing if one is set.
 pub(crate) fn init(platform: Platform) {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let var = fnkit_core::adapter::env_var;
     let (format, filter) = if platform == Platform::Lambda {
-        let json = var("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"));
+        // Concurrent invocations (Lambda Managed Instances) interleave their lines: only JSON
+        // lines carry each one's request id, so JSON it is whatever the setting says.
+        let json = var("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"))
+            || lambda_concurrency() > 1;
         let format = if json {
             Format::LambdaJson
         } else {

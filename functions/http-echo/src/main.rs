@@ -77,5 +77,8 @@ fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
 }
 
 fn main() -> Result<(), Error> {
+    // Runs once when the platform stops the process, after in-flight requests are answered:
+    // the place to flush buffers or close connections.
+    fnkit::on_shutdown(|| async { tracing::info!("http-echo: shutdown hook ran") });
     fnkit::run(fnkit::http(echo))
 }

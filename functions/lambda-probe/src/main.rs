@@ -5,11 +5,15 @@
 //!   deadline, remaining time, function identity, trace header and `_X_AMZN_TRACE_ID`, the
 //!   invoked ARN, client context and Cognito identity.
 //! - `"fail"`: returns a handler error. `"panic"`: panics.
-//! - `"sleep"` with `"ms"`: waits that long (asynchronously).
+//! - `"sleep"` with `"ms"`: waits that long (asynchronously), logs `probe slept` and answers its
+//!   request id.
 //! - `"big"` with `"bytes"`: answers a JSON string of that many bytes.
 //! - `"log"`: logs one line at each level from TRACE to ERROR.
 //!
 //! `"count"` must be a number when present, to show a payload that does not fit.
+//!
+//! With `PROBE_SHUTDOWN_HOOK` set, it sets an `on_shutdown` hook that logs
+//! `probe shutdown hook ran`.
 
 use std::time::Duration;
 
@@ -38,7 +42,8 @@ async fn probe(input: Option<Probe>, ctx: Context) -> Result<Value, Error> {
         "panic" => panic!("the probe was asked to panic"),
         "sleep" => {
             fnkit::tokio::time::sleep(Duration::from_millis(input.ms.unwrap_or(1000))).await;
-            Ok(json!({"slept_ms": input.ms}))
+            tracing::info!("probe slept");
+            Ok(json!({"slept_ms": input.ms, "request_id": ctx.request_id()}))
         }
         "big" => Ok(Value::String("x".repeat(input.bytes.unwrap_or(0)))),
         "log" => {
@@ -76,5 +81,8 @@ fn report(ctx: &Context, count: Option<u32>) -> Value {
 }
 
 fn main() -> Result<(), Error> {
+    if std::env::var_os("PROBE_SHUTDOWN_HOOK").is_some() {
+        fnkit::on_shutdown(|| async { tracing::info!("probe shutdown hook ran") });
+    }
     fnkit::run(probe)
 }

@@ -1,6 +1,8 @@
 //! A Runtime API of our own, on std threads: it serves queued events to `GET /next`, answers
-//! every POST with 202 (or a status the test chooses), and records every request exactly as it
-//! arrived, for what the cargo-lambda emulator cannot show.
+//! every POST with 202 (or a status or fault the test chooses), serves the Extensions API
+//! (`register` answers with an id; `event/next` never answers, as for an extension with no
+//! events), and records every request exactly as it arrived, for what the cargo-lambda emulator
+//! cannot show.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -40,12 +42,25 @@ impl Recorded {
     }
 }
 
+/// A way for the mock to misbehave, in place of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// Answer with this status and an empty JSON object.
+    Status(u16),
+    /// Write bytes that are not HTTP, then close.
+    Garbage,
+    /// Close the connection without answering.
+    Reset,
+}
+
 /// An event for `GET /next`.
 pub(crate) struct Event {
     pub(crate) request_id: String,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
     pub(crate) delay: Duration,
+    /// Served instead of the event: the `/next` that takes it misbehaves.
+    pub(crate) fault: Option<Fault>,
 }
 
 impl Event {
@@ -65,7 +80,15 @@ impl Event {
             ],
             body: body.into(),
             delay: Duration::ZERO,
+            fault: None,
         }
+    }
+
+    /// A `/next` that misbehaves with `fault` instead of serving an event.
+    pub(crate) fn fault(fault: Fault) -> Self {
+        let mut e = Self::new("fault", Vec::new());
+        e.fault = Some(fault);
+        e
     }
 
     pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
@@ -95,7 +118,11 @@ pub(crate) struct MockApi {
     events: Option<Sender<Event>>,
     log: Log,
     statuses: Arc<Mutex<HashMap<String, u16>>>,
+    faults: Faults,
 }
+
+/// Faults queued per path suffix, each served once, before any status.
+type Faults = Arc<Mutex<Vec<(String, Fault)>>>;
 
 impl MockApi {
     pub(crate) fn start() -> Self {
@@ -105,19 +132,22 @@ impl MockApi {
         let rx = Arc::new(Mutex::new(rx));
         let log: Log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
         let statuses = Arc::new(Mutex::new(HashMap::new()));
+        let faults: Faults = Arc::new(Mutex::new(Vec::new()));
         {
-            let (log, statuses) = (log.clone(), statuses.clone());
+            let (log, statuses, faults) = (log.clone(), statuses.clone(), faults.clone());
             std::thread::spawn(move || {
                 for stream in listener.incoming() {
                     let Ok(stream) = stream else { break };
-                    let (rx, log, statuses) = (rx.clone(), log.clone(), statuses.clone());
-                    std::thread::spawn(move || serve(stream, &rx, &log, &statuses));
+                    let (rx, log) = (rx.clone(), log.clone());
+                    let (statuses, faults) = (statuses.clone(), faults.clone());
+                    std::thread::spawn(move || serve(stream, &rx, &log, &statuses, &faults));
                 }
             });
         }
         Self {
             addr,
             events: Some(tx),
+            faults,
             log,
             statuses,
         }
@@ -138,6 +168,13 @@ impl MockApi {
     pub(crate) fn answer(&self, suffix: &str, status: u16) {
         if let Ok(mut s) = self.statuses.lock() {
             s.insert(suffix.to_owned(), status);
+        }
+    }
+
+    /// The next request whose path ends with `suffix` gets `fault` instead of an answer.
+    pub(crate) fn fail_once(&self, suffix: &str, fault: Fault) {
+        if let Ok(mut f) = self.faults.lock() {
+            f.push((suffix.to_owned(), fault));
         }
     }
 
@@ -215,6 +252,7 @@ fn serve(
     rx: &Mutex<Receiver<Event>>,
     log: &Log,
     statuses: &Mutex<HashMap<String, u16>>,
+    faults: &Mutex<Vec<(String, Fault)>>,
 ) {
     let Ok(mut writer) = stream.try_clone() else {
         return;
@@ -268,7 +306,28 @@ fn serve(
             }
             cvar.notify_all();
         }
-        let reply = if is_next {
+        let queued = faults.lock().ok().and_then(|mut f| {
+            let at = f
+                .iter()
+                .position(|(suffix, _)| path.ends_with(suffix.as_str()))?;
+            Some(f.remove(at).1)
+        });
+        let reply = if let Some(fault) = queued {
+            match misbehave(fault, &mut writer) {
+                Some(bytes) => bytes,
+                None => return,
+            }
+        } else if method == "POST" && path.ends_with("/extension/register") {
+            let body =
+                br#"{"functionName":"probe","functionVersion":"$LATEST","handler":"bootstrap"}"#;
+            let mut bytes = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nlambda-extension-identifier: ext-7\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
+            bytes.extend_from_slice(body);
+            bytes
+        } else if method == "GET" && path.ends_with("/extension/event/next") {
+            // An extension with no events gets none: hold the request until the client goes.
+            let _ = reader.read(&mut [0_u8; 1]);
+            return;
+        } else if is_next {
             // Blocks until the test queues an event; the mock going away ends the connection.
             let event = match rx.lock() {
                 Ok(rx) => rx.recv(),
@@ -276,6 +335,17 @@ fn serve(
             };
             let Ok(event) = event else { return };
             std::thread::sleep(event.delay);
+            if let Some(fault) = event.fault {
+                match misbehave(fault, &mut writer) {
+                    Some(bytes) => {
+                        if writer.write_all(&bytes).is_err() {
+                            return;
+                        }
+                        continue;
+                    }
+                    None => return,
+                }
+            }
             let mut head = format!(
                 "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nlambda-runtime-aws-request-id: {}\r\n",
                 event.body.len(),
@@ -305,6 +375,24 @@ fn serve(
         };
         if writer.write_all(&reply).is_err() {
             return;
+        }
+    }
+}
+
+/// The bytes of a faulty answer, or `None` when the fault has closed the connection.
+fn misbehave(fault: Fault, writer: &mut TcpStream) -> Option<Vec<u8>> {
+    match fault {
+        Fault::Status(status) => {
+            Some(format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}").into_bytes())
+        }
+        Fault::Garbage => {
+            let _ = writer.write_all(b"this is not HTTP at all\r\n\r\n");
+            let _ = writer.shutdown(std::net::Shutdown::Both);
+            None
+        }
+        Fault::Reset => {
+            let _ = writer.shutdown(std::net::Shutdown::Both);
+            None
         }
     }
 }

@@ -9,6 +9,7 @@
 //! `crates/fnkit-lambda/tests/data/`); #24–#25 are `make sam-validate sam-build`.
 
 mod emulator;
+mod lifecycle;
 pub(crate) mod mock;
 mod runtime_api;
 
