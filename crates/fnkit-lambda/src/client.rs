@@ -1,7 +1,7 @@
 //! A minimal Runtime API client: one keep-alive HTTP/1.1 connection on hyper's low-level client,
 //! reconnected when the server closes it (docs/platforms.md §1.1, §1.3).
 //!
-//! Faults (docs/platforms.md §1.11): a request that fails in transport (refused, reset, a
+//! Faults (docs/platforms.md §1.13): a request that fails in transport (refused, reset, a
 //! garbled answer) or is answered 429, 502, 503 or 504 is sent again on a fresh connection after
 //! 10, 50, 250 and 1,000 ms; after that the last outcome stands and the caller decides (the loop
 //! ends the process with one error line, and Lambda starts a new sandbox). A 500 is never

@@ -83,7 +83,7 @@ pub(crate) fn check_function_env(var: impl Fn(&str) -> Option<String>) -> Result
 }
 
 /// How many invocations to run at once: `AWS_LAMBDA_MAX_CONCURRENCY` (set by Lambda Managed
-/// Instances), 1 when unset (docs/platforms.md §1.10).
+/// Instances), 1 when unset (docs/platforms.md §1.11).
 ///
 /// # Errors
 /// A value that is not a whole number from 1 up, named with its value.

@@ -33,7 +33,7 @@ const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
 const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
 const TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
 
-/// Serves invocations with `concurrency` workers (docs/platforms.md §1.10), each with its own
+/// Serves invocations with `concurrency` workers (docs/platforms.md §1.11), each with its own
 /// connection and its own `/next` outstanding, until the Runtime API fails; the first worker to
 /// fail ends them all. One worker is today's loop, on the caller's task.
 pub(crate) async fn serve<D: Dispatch + ?Sized + 'static>(
@@ -235,7 +235,7 @@ fn context(
         Some(v) => match v.trim().parse::<u64>() {
             Ok(ms) => Some(absolute_deadline_ms(ms)),
             Err(_) => {
-                // docs/platforms.md §1.11: the invocation still runs, without a deadline.
+                // docs/platforms.md §1.13: the invocation still runs, without a deadline.
                 tracing::warn!(
                     "Lambda-Runtime-Deadline-Ms {v:?} is not a number of milliseconds; running without a deadline"
                 );

@@ -1,4 +1,4 @@
-//! The Lambda runtime's life beyond one invocation at a time (docs/platforms.md §1.10–§1.12):
+//! The Lambda runtime's life beyond one invocation at a time (docs/platforms.md §1.11–§1.13):
 //! concurrent invocations on Lambda Managed Instances, shutdown hooks through an internal
 //! extension, and a Runtime API that misbehaves. Against the mock Runtime API, which records
 //! every request and can answer with faults.
