@@ -5,17 +5,21 @@ SHELL := /bin/bash
 CARGO        ?= cargo
 FUNCTION     ?= hello
 PORT         ?= 8080
-MUSL_TARGET  := x86_64-unknown-linux-musl
+# Lambda's names for the two architectures: x86_64 (default) or arm64 (Graviton). Read from the
+# command line or the environment (`sam build` runs make with the caller's environment, so
+# `ARCH=arm64 sam build` reaches the build-<LogicalId> targets; see sam/README.md).
+ARCH         ?= x86_64
+MUSL_TARGET  := $(if $(filter arm64 aarch64,$(ARCH)),aarch64,x86_64)-unknown-linux-musl
 VENV         := .venv
 PY           := $(VENV)/bin/python
 # One target dir for everything (tests, release builds, SAM, bench).
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 FUNCTIONS    := hello echo-event http-echo sqs-batch
 
-.PHONY: help run build musl-target test test-deps test-platforms venv lint fmt clippy check-features image deploy-knative clean
+.PHONY: help run build musl-target zig qemu-aarch64 arm64-hello test-arm64 test test-deps test-platforms venv lint fmt clippy check-features image deploy-knative clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 run: ## Serve functions/$(FUNCTION) on http://localhost:$(PORT) (default: hello)
 	@$(CARGO) build --quiet -p $(FUNCTION)
@@ -24,12 +28,56 @@ run: ## Serve functions/$(FUNCTION) on http://localhost:$(PORT) (default: hello)
 	@echo "  curl http://localhost:$(PORT)/health"
 	@PORT=$(PORT) exec $(CARGO_TARGET_DIR)/debug/$(FUNCTION)
 
-build: musl-target ## Static release binaries of the example functions (musl)
+build: musl-target ## Static release binaries of the example functions (musl; ARCH=arm64 for Graviton)
 	$(CARGO) build --release --locked --target $(MUSL_TARGET) $(addprefix -p ,$(FUNCTIONS))
 	@ls -l $(addprefix $(CARGO_TARGET_DIR)/$(MUSL_TARGET)/release/,$(FUNCTIONS))
 
-musl-target:
+musl-target: $(if $(filter aarch64-%,$(MUSL_TARGET)),zig)
+	@case "$(ARCH)" in x86_64|amd64|arm64|aarch64) ;; *) echo "ARCH must be x86_64 or arm64, not '$(ARCH)'"; exit 1;; esac
 	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
+
+# --- arm64 (aarch64-unknown-linux-musl) from any host, without Docker -------------------------
+# rustc needs a linker that can write an aarch64 ELF against musl. zig's `cc` can, for any target,
+# and it is already here: the `ziglang` wheel is a dependency of cargo-lambda (sam/requirements.txt)
+# and `make zig` installs just that wheel into .venv when it is missing. tools/zig-cc-aarch64 is a
+# small wrapper (`python -m ziglang cc -target aarch64-linux-musl`, minus the arguments zig would
+# reject or duplicate). We do not use cargo-zigbuild: it would be one more tool to compile from
+# crates.io on every fresh machine for the same `zig cc` call, and it wraps cargo itself
+# (`cargo zigbuild`), so `make build` and SAM's targets would need a second build command; with
+# the linker variable, plain `cargo build --target aarch64-unknown-linux-musl` works.
+# Exported for every target (they only act on aarch64-unknown-linux-musl builds); a linker of
+# your own in the environment wins.
+export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER ?= $(CURDIR)/tools/zig-cc-aarch64
+export CC_aarch64_unknown_linux_musl ?= $(CURDIR)/tools/zig-cc-aarch64
+export FNKIT_ZIG_PYTHON ?= $(abspath $(PY))
+ARM64_TARGET := aarch64-unknown-linux-musl
+# The binary `make test` runs for tests/integration/arm64.rs (ELF check, then under qemu).
+ARM64_HELLO  := $(CARGO_TARGET_DIR)/$(ARM64_TARGET)/release/hello
+
+zig: ## zig (the ziglang wheel) in .venv, the linker of ARCH=arm64 builds
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m ziglang version >/dev/null 2>&1 || $(PY) -m pip install --quiet --disable-pip-version-check ziglang
+	@echo "zig $$($(PY) -m ziglang version) ($(VENV), ziglang wheel)"
+
+# qemu-user runs the aarch64 binary here: Debian's qemu-user-static (qemu-aarch64-static), or
+# qemu-user (qemu-aarch64). Installed with apt-get where we are root (CI is); elsewhere the arm64
+# test only checks the ELF header and says it skipped the run.
+qemu-aarch64:
+	@if command -v qemu-aarch64-static >/dev/null || command -v qemu-aarch64 >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && \
+	  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user-static \
+	    || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-user; }; \
+	else echo "note: no qemu-aarch64(-static) and not root: the arm64 test will not run the binary (apt-get install qemu-user-static)"; fi
+
+# One release build of one function (fat LTO: the expensive part), whatever ARCH says.
+arm64-hello: zig qemu-aarch64
+	@rustup target list --installed 2>/dev/null | grep -qx $(ARM64_TARGET) || rustup target add $(ARM64_TARGET)
+	$(CARGO) build --release --locked --target $(ARM64_TARGET) -p hello
+	@ls -l $(ARM64_HELLO)
+
+test-arm64: arm64-hello ## Build hello for aarch64 and check it: static AArch64 ELF, and under qemu
+	FNKIT_ARM64_BIN=$(ARM64_HELLO) $(CARGO) test --locked -p fnkit-tests --test integration arm64
 
 # --- tests ------------------------------------------------------------------------------------
 
@@ -48,7 +96,8 @@ test-deps: venv musl-target
 
 test: test-deps lint ## Everything CI runs: lint, unit, doc, integration and interop tests
 	$(CARGO) build --workspace --bins --locked
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --locked --no-fail-fast
+	@$(MAKE) --no-print-directory arm64-hello
+	FNKIT_ARM64_BIN=$(ARM64_HELLO) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --locked --no-fail-fast
 	$(VENV)/bin/pytest -q tests/python
 	@$(MAKE) --no-print-directory test-platforms
 
@@ -66,7 +115,7 @@ clippy:
 # Each platform of the facade builds alone (and with none), warning-free: a feature that leaks or
 # a cfg that forgets a case shows here, not in a user's build.
 check-features:
-	@for features in "" lambda knative openfaas json-logs; do \
+	@for features in "" lambda knative openfaas json-logs lambda-runtime; do \
 	  echo "cargo check -p fnkit --no-default-features --features '$$features'"; \
 	  RUSTFLAGS="-D warnings" $(CARGO) check --quiet --locked -p fnkit --no-default-features --features "$$features" || exit 1; \
 	done
@@ -88,3 +137,4 @@ clean:
 -include sam/sam.mk
 -include openfaas/openfaas.mk
 -include bench/bench.mk
+-include fuzz/fuzz.mk

@@ -1,10 +1,15 @@
 """Checks sam/template.yaml beyond what `sam validate --lint` does (docs/platforms.md §3;
 docs/conformance.md #24-#25).
 
-    check_template.py TEMPLATE                  every function: Runtime provided.al2023, Handler
-                                                bootstrap, one Architecture, BuildMethod makefile
-    check_template.py --artifacts DIR TEMPLATE  also: DIR/<LogicalId>/bootstrap is an executable,
-                                                static ELF for that architecture
+    check_template.py [--parameter NAME=VALUE]... TEMPLATE
+        every function: Runtime provided.al2023, Handler bootstrap, one Architecture,
+        BuildMethod makefile
+    check_template.py --artifacts DIR [--parameter NAME=VALUE]... TEMPLATE
+        also: DIR/<LogicalId>/bootstrap is an executable, static ELF for that architecture
+
+A `!Ref` to a template parameter (`Architectures: [!Ref Architecture]`) takes the value given with
+--parameter (as `sam build --parameter-overrides` would), else the parameter's Default, and must be
+one of its AllowedValues.
 
 Uses cfn-lint's YAML loader (it understands !GetAtt and friends); cfn-lint comes with the SAM CLI.
 """
@@ -23,22 +28,44 @@ def fail(message):
     sys.exit(1)
 
 
-def functions(path):
+def resolve(value, parameters, overrides):
+    """`{"Ref": P}` for a template parameter P becomes its value; anything else is kept."""
+    if isinstance(value, list):
+        return [resolve(v, parameters, overrides) for v in value]
+    if isinstance(value, dict) and list(value) == ["Ref"] and value["Ref"] in parameters:
+        name = value["Ref"]
+        param = parameters[name] or {}
+        got = overrides.get(name, param.get("Default"))
+        if got is None:
+            fail(f"parameter {name} has no Default and no --parameter {name}=...")
+        allowed = param.get("AllowedValues")
+        if allowed is not None and got not in allowed:
+            fail(f"parameter {name}={got!r} is not one of {list(allowed)}")
+        return got
+    return value
+
+
+def functions(path, overrides):
     template, matches = decode(path)
     if matches or template is None:
         fail(f"{path} does not parse: {matches}")
+    parameters = template.get("Parameters") or {}
+    unknown = set(overrides) - set(parameters)
+    if unknown:
+        fail(f"--parameter {', '.join(sorted(unknown))}: no such parameter in {path}")
     globals_fn = (template.get("Globals") or {}).get("Function") or {}
     for name, res in (template.get("Resources") or {}).items():
         if res.get("Type") != "AWS::Serverless::Function":
             continue
         props = dict(globals_fn)
         props.update(res.get("Properties") or {})
+        props = {k: resolve(v, parameters, overrides) for k, v in props.items()}
         yield name, props, res.get("Metadata") or {}
 
 
-def check_template(path):
+def check_template(path, overrides):
     found = []
-    for name, props, meta in functions(path):
+    for name, props, meta in functions(path, overrides):
         if props.get("Runtime") != "provided.al2023":
             fail(f"{name}: Runtime is {props.get('Runtime')!r}, not 'provided.al2023'")
         if props.get("Handler") != "bootstrap":
@@ -74,17 +101,25 @@ def check_bootstrap(path, arch):
 
 
 def main(argv):
-    artifacts = None
-    if len(argv) >= 2 and argv[0] == "--artifacts":
-        artifacts, argv = argv[1], argv[2:]
+    artifacts, overrides = None, {}
+    while len(argv) >= 2 and argv[0] in ("--artifacts", "--parameter"):
+        if argv[0] == "--artifacts":
+            artifacts = argv[1]
+        else:
+            key, eq, value = argv[1].partition("=")
+            if not eq or not key:
+                fail(f"--parameter wants NAME=VALUE, not {argv[1]!r}")
+            overrides[key] = value
+        argv = argv[2:]
     if len(argv) != 1:
         fail(__doc__)
-    found = check_template(argv[0])
+    found = check_template(argv[0], overrides)
     for name, arch in found:
         if artifacts is not None:
             check_bootstrap(os.path.join(artifacts, name, "bootstrap"), arch)
     what = "artifacts" if artifacts else "template"
-    print(f"sam check: {what} OK ({', '.join(n for n, _ in found)})")
+    archs = ", ".join(sorted({a for _, a in found}))
+    print(f"sam check: {what} OK for {archs} ({', '.join(n for n, _ in found)})")
 
 
 if __name__ == "__main__":

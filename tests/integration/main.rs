@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
+mod arm64;
 mod cloudevents;
 mod differential;
 mod http;
@@ -13,3 +14,4 @@ mod knative;
 mod lambda;
 mod local;
 mod openfaas;
+mod streaming;

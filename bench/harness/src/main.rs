@@ -264,6 +264,16 @@ fn variants(o: &Options) -> Vec<Variant> {
             false,
             true,
         ),
+        // The same handler, Lambda only, on lambda_runtime's loop through
+        // `fnkit::lambda::service`: fnkit's loop against lambda_runtime's, measured.
+        v(
+            "fnkit-lambda_runtime",
+            "fnkit hello on lambda_runtime",
+            baseline("fnkit-lambda-runtime-hello"),
+            Kind::Lambda,
+            false,
+            true,
+        ),
     ]
 }
 

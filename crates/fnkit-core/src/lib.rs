@@ -23,7 +23,7 @@ mod secrets;
 mod shutdown;
 mod trace;
 
-pub use body::Body;
+pub use body::{Body, BodySender};
 pub use context::{Context, FunctionInfo};
 pub use error::{Error, ErrorKind};
 #[cfg(feature = "cloudevents")]

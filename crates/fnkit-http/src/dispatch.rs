@@ -12,10 +12,10 @@ use fnkit_core::adapter::{
 use fnkit_core::{Body, Context, Error, ErrorKind};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
-use http_body_util::Full;
 
 use crate::cloudevents::{self as binding, Mode};
-use crate::service::{json_reply, Reply, State};
+use crate::reply::{Reply, ReplyBody};
+use crate::service::{json_reply, State};
 
 /// How one handler shape answers a request (platform paths and limits are handled before).
 pub(crate) trait Shape: Send + Sync + 'static {
@@ -103,13 +103,16 @@ impl Shape for dyn EventFunction {
 }
 
 impl Shape for dyn HttpFunction {
-    /// Any method and path; the handler's response as it is.
+    /// Any method and path; the handler's response as it is, a streamed body sent as the handler
+    /// produces it.
     async fn respond(
         &self,
         state: &State,
         req: Request<hyper::body::Incoming>,
         request_id: String,
     ) -> Result<Reply, Error> {
+        // The time limit covers the whole answer, a streamed body included.
+        let deadline = tokio::time::Instant::now() + state.config.timeout;
         let (parts, body) = req.into_parts();
         let body = state.read_body(&parts, body).await?;
         let trace = trace_context(TraceInput {
@@ -120,7 +123,7 @@ impl Shape for dyn HttpFunction {
         let req = Request::from_parts(parts, Body::from(body));
         let resp = state.invoke(self.call(req, ctx)).await?;
         let (parts, body) = resp.into_parts();
-        Ok(Response::from_parts(parts, Full::new(body.into_bytes())))
+        Ok(Response::from_parts(parts, ReplyBody::of(body, deadline)))
     }
 }
 
@@ -160,7 +163,7 @@ fn event_context(ctx: &Context, attributes: Arc<Event>) -> Context {
 /// in binary or structured mode.
 fn event_reply(mode: Mode, replies: Vec<Event>) -> Result<Reply, Error> {
     if replies.is_empty() {
-        let mut r = Response::new(Full::new(Bytes::new()));
+        let mut r = Response::new(ReplyBody::whole(Bytes::new()));
         *r.status_mut() = StatusCode::ACCEPTED;
         return Ok(r);
     }
@@ -168,7 +171,7 @@ fn event_reply(mode: Mode, replies: Vec<Event>) -> Result<Reply, Error> {
         return Err(Error::internal("one event in, several replies out"));
     }
     let encoded = binding::encode(mode, replies)?;
-    let mut r = Response::new(Full::new(Bytes::from(encoded.body)));
+    let mut r = Response::new(ReplyBody::whole(encoded.body));
     *r.headers_mut() = encoded.headers;
     Ok(r)
 }

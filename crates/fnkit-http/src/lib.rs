@@ -23,6 +23,7 @@ mod config;
 mod dispatch;
 mod openfaas;
 mod probes;
+mod reply;
 mod server;
 mod service;
 

@@ -3,7 +3,8 @@
 use http::header::USER_AGENT;
 use http::{HeaderName, Request, StatusCode};
 
-use crate::service::{header_str, json_reply, Reply, State};
+use crate::reply::Reply;
+use crate::service::{header_str, json_reply, State};
 
 static K_KUBELET_PROBE: HeaderName = HeaderName::from_static("k-kubelet-probe");
 

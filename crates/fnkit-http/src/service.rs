@@ -6,15 +6,14 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use fnkit_core::adapter::{guard, BoxFuture, Limit};
 use fnkit_core::{Context, Error, ErrorKind, FunctionInfo};
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
-use http_body_util::Full;
 use tracing::Instrument;
 
 use crate::dispatch::Shape;
+use crate::reply::{Reply, ReplyBody};
 use crate::Config;
 
 /// What every connection shares, whatever the handler's shape.
@@ -25,9 +24,6 @@ pub(crate) struct State {
     shutting_down: AtomicBool,
     inflight: AtomicUsize,
 }
-
-/// An answer, buffered whole.
-pub(crate) type Reply = Response<Full<Bytes>>;
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
@@ -187,7 +183,7 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Optio
 
 /// A JSON answer.
 pub(crate) fn json_reply(status: StatusCode, body: Vec<u8>) -> Reply {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(ReplyBody::whole(body));
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, JSON);
     r

@@ -20,11 +20,50 @@ use serde::Serialize;
 use fnkit_core::{Error, ErrorKind};
 
 use crate::config::ApiAddress;
+use crate::stream::StreamBody;
+
+/// A request body: whole (and so sendable again), or a streamed `/response`.
+pub(crate) enum ApiBody {
+    Whole(Full<Bytes>),
+    Stream(StreamBody),
+}
+
+impl hyper::body::Body for ApiBody {
+    type Data = Bytes;
+    type Error = Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Error>>> {
+        match self.get_mut() {
+            Self::Whole(full) => std::pin::Pin::new(full)
+                .poll_frame(cx)
+                .map_err(|never| match never {}),
+            Self::Stream(stream) => std::pin::Pin::new(stream).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Whole(full) => full.is_end_stream(),
+            Self::Stream(stream) => stream.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        match self {
+            Self::Whole(full) => full.size_hint(),
+            Self::Stream(stream) => stream.size_hint(),
+        }
+    }
+}
 
 const USER_AGENT: &str = concat!("fnkit/", env!("CARGO_PKG_VERSION"));
 const ERROR_TYPE_HEADER: &str = "lambda-runtime-function-error-type";
 const ERROR_CONTENT_TYPE: &str = "application/json";
 const EXTENSION_NAME_HEADER: &str = "lambda-extension-name";
+const RESPONSE_MODE_HEADER: &str = "lambda-runtime-function-response-mode";
 const EXTENSION_ID_HEADER: &str = "lambda-extension-identifier";
 
 /// The error document of `/error` and `/init/error` (§1.4): camelCase, both strings.
@@ -39,7 +78,7 @@ pub(crate) struct Diagnostic<'a> {
 pub(crate) struct RuntimeApi {
     address: ApiAddress,
     host: HeaderValue,
-    sender: Option<SendRequest<Full<Bytes>>>,
+    sender: Option<SendRequest<ApiBody>>,
 }
 
 impl RuntimeApi {
@@ -78,6 +117,36 @@ impl RuntimeApi {
         let path = format!("/runtime/invocation/{id}/response");
         let req = self.request(Method::POST, &path, payload);
         Ok(self.send(req).await?.status())
+    }
+
+    /// `POST /runtime/invocation/{id}/response` in streaming mode (docs/platforms.md §1.7): the
+    /// body goes out chunk by chunk as it is produced, and a failure after the first byte is
+    /// reported in the trailers. Sent once (a stream cannot be replayed); the connection is not
+    /// reused afterwards, as Lambda closes it.
+    pub(crate) async fn respond_streaming(
+        &mut self,
+        id: &str,
+        body: StreamBody,
+        content_type: &'static str,
+    ) -> Result<StatusCode, Error> {
+        let path = format!(
+            "{}/runtime/invocation/{id}/response",
+            self.address.base_path
+        );
+        let mut req = self.request_at(Method::POST, &path, Bytes::new());
+        *req.body_mut() = ApiBody::Stream(body);
+        let headers = req.headers_mut();
+        headers.insert(RESPONSE_MODE_HEADER, HeaderValue::from_static("streaming"));
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(
+            header::TRAILER,
+            HeaderValue::from_static(
+                "Lambda-Runtime-Function-Error-Type, Lambda-Runtime-Function-Error-Body",
+            ),
+        );
+        let outcome = self.send(req).await;
+        self.sender = None;
+        Ok(outcome?.status())
     }
 
     /// `POST /runtime/invocation/{id}/error` with the error document.
@@ -160,13 +229,13 @@ impl RuntimeApi {
     }
 
     /// A request to the Runtime API at `path` under its versioned base.
-    fn request(&self, method: Method, path: &str, body: Bytes) -> Request<Full<Bytes>> {
+    fn request(&self, method: Method, path: &str, body: Bytes) -> Request<ApiBody> {
         self.request_at(method, &format!("{}{path}", self.address.base_path), body)
     }
 
     /// A request to `target`, an origin-form path.
-    fn request_at(&self, method: Method, target: &str, body: Bytes) -> Request<Full<Bytes>> {
-        let mut req = Request::new(Full::new(body));
+    fn request_at(&self, method: Method, target: &str, body: Bytes) -> Request<ApiBody> {
+        let mut req = Request::new(ApiBody::Whole(Full::new(body)));
         *req.method_mut() = method;
         // Built from validated parts, so it always parses.
         *req.uri_mut() = target.parse().unwrap_or_default();
@@ -180,11 +249,15 @@ impl RuntimeApi {
     /// closed it. A failure on a reused connection is retried at once on a new one (the server
     /// may close an idle keep-alive connection at any time); then transport failures and
     /// 429/502/503/504 answers are retried after each of [`BACKOFF`]'s pauses.
-    async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Response<Bytes>, Error> {
+    async fn send(&mut self, req: Request<ApiBody>) -> Result<Response<Bytes>, Error> {
         let mut pauses = BACKOFF.iter();
         let mut reused = self.sender.as_ref().is_some_and(|s| !s.is_closed());
         loop {
-            let outcome = self.send_once(clone_request(&req)).await;
+            let Some(again) = clone_request(&req) else {
+                // A streamed body cannot be sent twice: one try.
+                return self.send_once(req).await.map_err(|e| e.error);
+            };
+            let outcome = self.send_once(again).await;
             let (retryable, what) = match &outcome {
                 Ok(resp) => (
                     RETRY_STATUSES.contains(&resp.status().as_u16()),
@@ -210,7 +283,7 @@ impl RuntimeApi {
         }
     }
 
-    async fn send_once(&mut self, req: Request<Full<Bytes>>) -> Result<Response<Bytes>, SendError> {
+    async fn send_once(&mut self, req: Request<ApiBody>) -> Result<Response<Bytes>, SendError> {
         let sender = match self.sender.as_mut() {
             Some(s) if !s.is_closed() => s,
             _ => {
@@ -254,7 +327,7 @@ impl RuntimeApi {
         Ok(Response::from_parts(parts, body))
     }
 
-    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, Error> {
+    async fn connect(&self) -> Result<SendRequest<ApiBody>, Error> {
         let addr = resolve(&self.address.authority)?;
         let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| {
             api_error(format!(
@@ -292,12 +365,16 @@ const BACKOFF: [Duration; 4] = [
 /// the sandbox is broken; it is final.)
 const RETRY_STATUSES: [u16; 4] = [429, 502, 503, 504];
 
-fn clone_request(req: &Request<Full<Bytes>>) -> Request<Full<Bytes>> {
-    let mut out = Request::new(req.body().clone());
+/// A copy of a request with a whole body, to send again; `None` for a streamed one.
+fn clone_request(req: &Request<ApiBody>) -> Option<Request<ApiBody>> {
+    let ApiBody::Whole(body) = req.body() else {
+        return None;
+    };
+    let mut out = Request::new(ApiBody::Whole(body.clone()));
     *out.method_mut() = req.method().clone();
     *out.uri_mut() = req.uri().clone();
     *out.headers_mut() = req.headers().clone();
-    out
+    Some(out)
 }
 
 /// The address to connect to: a literal `ip:port` (what Lambda gives) without any lookup, else

@@ -18,6 +18,9 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use fnkit_core::adapter::{trace_context, HttpFunction, TraceInput};
+
+use crate::invoke::Answer;
+use crate::stream::Streamed;
 use fnkit_core::{Body, Context, Error};
 
 /// Where an HTTP event came from, told apart by explicit markers, not by which type happens to
@@ -94,17 +97,79 @@ pub(crate) fn detect(payload: &[u8]) -> Result<Source, Error> {
     ))
 }
 
-/// Runs an HTTP handler on an HTTP event payload and renders its response for the source.
+/// Runs an HTTP handler on an HTTP event payload and renders its response for the source. A
+/// streamed body is streamed where the source can take a stream (Function URLs and API Gateway
+/// REST APIs, docs/platforms.md §1.7) and collected into one payload where it cannot (HTTP APIs,
+/// ALBs).
 pub(crate) async fn handle(
     f: &dyn HttpFunction,
     payload: Bytes,
     ctx: Context,
-) -> Result<Bytes, Error> {
+) -> Result<Answer, Error> {
     let source = detect(&payload)?;
     let req = to_request(source, &payload)?;
     let ctx = with_request_headers(ctx, req.headers());
     let resp = f.call(req, ctx).await?;
-    to_payload(source, resp)
+    if !resp.body().is_stream() {
+        return to_payload(source, resp).map(Answer::Payload);
+    }
+    let (parts, mut body) = resp.into_parts();
+    if matches!(source, Source::FunctionUrl | Source::RestV1) {
+        let prelude = stream_prelude(&parts)?;
+        let first = crate::stream::first_chunk(&mut body).await?;
+        let mut start = bytes::BytesMut::from(&prelude[..]);
+        start.extend_from_slice(first.as_deref().unwrap_or_default());
+        return Ok(Answer::Stream(Streamed {
+            content_type: crate::stream::HTTP_INTEGRATION,
+            first: start.freeze(),
+            rest: body,
+        }));
+    }
+    let whole = body.collect().await?;
+    to_payload(source, Response::from_parts(parts, Body::from(whole))).map(Answer::Payload)
+}
+
+/// The head of a streamed HTTP response: `{"statusCode","headers","cookies"}` (one value per
+/// header, `Set-Cookie` in `cookies`), then eight NUL bytes that end it.
+fn stream_prelude(parts: &http::response::Parts) -> Result<Vec<u8>, Error> {
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Prelude<'a> {
+        status_code: u16,
+        #[serde(with = "http_serde_headers")]
+        headers: &'a HeaderMap,
+        cookies: Vec<&'a str>,
+    }
+    let headers = joined_headers(&parts.headers);
+    let prelude = Prelude {
+        status_code: parts.status.as_u16(),
+        headers: &headers,
+        cookies: parts
+            .headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect(),
+    };
+    let mut out = serde_json::to_vec(&prelude).map_err(Error::internal)?;
+    out.extend_from_slice(&[0; 8]);
+    Ok(out)
+}
+
+/// Headers as a JSON object of strings (values that are not text are left out).
+mod http_serde_headers {
+    use http::HeaderMap;
+    use serde::ser::SerializeMap;
+
+    pub(super) fn serialize<S: serde::Serializer>(h: &&HeaderMap, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(h.len()))?;
+        for (name, value) in h.iter() {
+            if let Ok(text) = value.to_str() {
+                map.serialize_entry(name.as_str(), text)?;
+            }
+        }
+        map.end()
+    }
 }
 
 /// The context with the request's headers and the trace they carry (the invocation's X-Ray
@@ -244,11 +309,28 @@ const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-fn sorted_pairs(q: &QueryMap) -> Vec<(&str, &str)> {
+fn sorted_pairs(q: &QueryMap) -> Vec<(String, String)> {
     // The map loses the original order; sort by name (values keep their order) so the same
     // event always gives the same URI.
-    let mut pairs: Vec<(&str, &str)> = q.iter().collect();
-    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    // Read through the map's serialised form, not `QueryMap::iter`: query_map 0.7's iterator
+    // indexes out of bounds on a name with no values (`"multiValueQueryStringParameters":
+    // {"a": []}`), which made such an event a `Panic` instead of a request. Such a name adds
+    // no pair.
+    if q.is_empty() {
+        return Vec::new();
+    }
+    let Ok(serde_json::Value::Object(names)) = serde_json::to_value(q) else {
+        return Vec::new();
+    };
+    let mut pairs = Vec::new();
+    for (name, values) in names {
+        for value in values.as_array().into_iter().flatten() {
+            if let Some(value) = value.as_str() {
+                pairs.push((name.clone(), value.to_owned()));
+            }
+        }
+    }
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
     pairs
 }
 
@@ -259,9 +341,9 @@ fn encode_decoded_query(q: &QueryMap) -> String {
         if !out.is_empty() {
             out.push('&');
         }
-        out.extend(utf8_percent_encode(k, QUERY_COMPONENT));
+        out.extend(utf8_percent_encode(&k, QUERY_COMPONENT));
         out.push('=');
-        out.extend(utf8_percent_encode(v, QUERY_COMPONENT));
+        out.extend(utf8_percent_encode(&v, QUERY_COMPONENT));
     }
     out
 }
@@ -273,9 +355,9 @@ fn join_raw_query(q: &QueryMap) -> String {
         if !out.is_empty() {
             out.push('&');
         }
-        out.push_str(k);
+        out.push_str(&k);
         out.push('=');
-        out.push_str(v);
+        out.push_str(&v);
     }
     out
 }
@@ -558,6 +640,19 @@ mod tests {
             "body":"%%%","isBase64Encoded":true});
         let e = to_request(Source::RestV1, bad.to_string().as_bytes()).unwrap_err();
         assert!(e.message().contains("base64"), "{e}");
+    }
+
+    #[test]
+    fn a_query_name_without_values_adds_nothing() {
+        // Found by fuzzing (fuzz/fuzz_targets/lambda_http_event.rs): `QueryMap::iter` panicked.
+        let v1 = json!({"httpMethod":"GET","path":"/","requestContext":{"httpMethod":"GET"},
+            "multiValueQueryStringParameters":{"a":[],"b":["1","2"]}});
+        let req = to_request(Source::RestV1, v1.to_string().as_bytes()).unwrap();
+        assert_eq!(req.uri(), "/?b=1&b=2");
+        let alb = json!({"httpMethod":"GET","path":"/","requestContext":{"elb":{"targetGroupArn":"arn"}},
+            "multiValueHeaders":{},"multiValueQueryStringParameters":{"key":[]}});
+        let req = to_request(Source::Alb { multi: true }, alb.to_string().as_bytes()).unwrap();
+        assert_eq!(req.uri(), "/");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use fnkit_core::adapter::{
 use fnkit_core::{Context, Error, ErrorKind, FunctionInfo};
 
 use crate::client::{Diagnostic, RuntimeApi};
+use crate::stream::{StreamBody, Streamed};
 use crate::LambdaContext;
 
 /// Lambda's limit on a buffered response payload (docs/platforms.md §1.9).
@@ -23,15 +24,15 @@ pub(crate) const MAX_RESPONSE_BYTES: usize = 6_291_456;
 
 /// How long before the deadline the handler is stopped, so the `Timeout` error reaches the
 /// Runtime API before Lambda ends the sandbox.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
+pub(crate) const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 
 const REQUEST_ID: &str = "lambda-runtime-aws-request-id";
-const DEADLINE_MS: &str = "lambda-runtime-deadline-ms";
-const FUNCTION_ARN: &str = "lambda-runtime-invoked-function-arn";
+pub(crate) const DEADLINE_MS: &str = "lambda-runtime-deadline-ms";
+pub(crate) const FUNCTION_ARN: &str = "lambda-runtime-invoked-function-arn";
 const TRACE_ID: &str = "lambda-runtime-trace-id";
-const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
-const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
-const TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
+pub(crate) const CLIENT_CONTEXT: &str = "lambda-runtime-client-context";
+pub(crate) const COGNITO_IDENTITY: &str = "lambda-runtime-cognito-identity";
+pub(crate) const TENANT_ID: &str = "lambda-runtime-aws-tenant-id";
 
 /// Serves invocations with `concurrency` workers (docs/platforms.md §1.11), each with its own
 /// connection and its own `/next` outstanding, until the Runtime API fails; the first worker to
@@ -131,19 +132,30 @@ async fn invoke_once<D: Dispatch + ?Sized>(
         set_trace_env(trace_id.as_deref());
     }
 
+    let mut deadline = None;
     let outcome = match context(info, request_id, headers, trace_id) {
-        Ok(ctx) => run_handler(function, payload, ctx).await,
+        Ok(ctx) => {
+            deadline = ctx.deadline();
+            run_handler(function, payload, ctx).await
+        }
         Err(e) => Err(e),
     };
-    let outcome = outcome.and_then(|body| {
-        if body.len() > MAX_RESPONSE_BYTES {
-            Err(too_large(body.len()))
-        } else {
-            Ok(body)
-        }
+    let outcome = outcome.and_then(|answer| match answer {
+        Answer::Payload(body) if body.len() > MAX_RESPONSE_BYTES => Err(too_large(body.len())),
+        answer => Ok(answer),
     });
     match outcome {
-        Ok(body) => {
+        Ok(Answer::Stream(streamed)) => {
+            // docs/platforms.md §1.7: the first byte is out, so a later failure goes in the
+            // trailers, not to /error.
+            let content_type = streamed.content_type;
+            let body = StreamBody::new(streamed, deadline);
+            let status = api
+                .respond_streaming(request_id, body, content_type)
+                .await?;
+            check_answer("/response", status)?;
+        }
+        Ok(Answer::Payload(body)) => {
             let status = api.respond(request_id, body).await?;
             if status == StatusCode::PAYLOAD_TOO_LARGE {
                 // docs/conformance.md #13: the Runtime API refused the payload; say so rather than lose it.
@@ -202,7 +214,7 @@ fn log_refusal(endpoint: &str, status: StatusCode) {
     }
 }
 
-fn too_large(len: usize) -> Error {
+pub(crate) fn too_large(len: usize) -> Error {
     Error::new(
         ErrorKind::PayloadTooLarge,
         format!("the response is {len} bytes; Lambda accepts at most {MAX_RESPONSE_BYTES}"),
@@ -224,7 +236,7 @@ fn set_trace_env(trace_id: Option<&str>) {
 
 /// Builds the handler's [`Context`] from the `/next` headers (§1.2). A malformed optional
 /// header is an invocation error, never the end of the runtime.
-fn context(
+pub(crate) fn context(
     info: &Arc<FunctionInfo>,
     request_id: &str,
     headers: &HeaderMap,
@@ -292,11 +304,11 @@ fn absolute_deadline_ms(ms: u64) -> u64 {
 
 /// Runs the handler of whatever shape, stopped [`DEADLINE_MARGIN`] before the deadline, with
 /// panics caught.
-async fn run_handler<D: Dispatch + ?Sized>(
+pub(crate) async fn run_handler<D: Dispatch + ?Sized>(
     function: &D,
     payload: Bytes,
     ctx: Context,
-) -> Result<Bytes, Error> {
+) -> Result<Answer, Error> {
     let expiry = ctx.deadline().map(|deadline| {
         let left = deadline
             .duration_since(SystemTime::now())
@@ -314,34 +326,46 @@ async fn run_handler<D: Dispatch + ?Sized>(
     .await
 }
 
-/// One handler shape's way from a payload to a response payload. The runtime loop is generic
-/// over it, so a binary links only the shape it runs: a typed function carries no API Gateway
-/// or EventBridge mapping.
+/// What an invocation answers: a payload, or (an HTTP handler's streamed body, from a source
+/// that streams) a stream.
+#[derive(Debug)]
+pub(crate) enum Answer {
+    /// The response payload, whole.
+    Payload(Bytes),
+    /// A streamed response.
+    Stream(Streamed),
+}
+
+/// One handler shape's way from a payload to an answer. The runtime loop is generic over it, so
+/// a binary links only the shape it runs: a typed function carries no API Gateway or
+/// EventBridge mapping.
 pub(crate) trait Dispatch: Send + Sync {
     /// Runs the handler on one invocation's payload.
-    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Bytes, Error>>;
+    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Answer, Error>>;
 }
 
 impl Dispatch for dyn TypedFunction {
-    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Bytes, Error>> {
+    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Answer, Error>> {
         Box::pin(async move {
-            self.call(Payload::Bytes(payload), ctx)
-                .await
-                .map(Bytes::from)
+            let out = self.call(Payload::Bytes(payload), ctx).await?;
+            Ok(Answer::Payload(Bytes::from(out)))
         })
     }
 }
 
 impl Dispatch for dyn HttpFunction {
-    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Bytes, Error>> {
+    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Answer, Error>> {
         Box::pin(crate::http_event::handle(self, payload, ctx))
     }
 }
 
 #[cfg(feature = "cloudevents")]
 impl Dispatch for dyn EventFunction {
-    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Bytes, Error>> {
-        Box::pin(crate::cloudevent::handle(self, payload, ctx))
+    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Answer, Error>> {
+        Box::pin(async move {
+            let out = crate::cloudevent::handle(self, payload, ctx).await?;
+            Ok(Answer::Payload(out))
+        })
     }
 }
 

@@ -50,8 +50,13 @@
 //! Types come from [`aws_lambda_events`]: the HTTP mapping uses its API Gateway, ALB and Function
 //! URL types, and [`aws`] re-exports the event families behind features.
 //!
+//! With the `lambda-runtime` feature, `LambdaService` turns the same handler into a
+//! `tower::Service` for `lambda_runtime::run`, for those who need lambda_runtime's layers or
+//! already run on it: the per-invocation mapping is this crate's, the loop lambda_runtime's.
+//!
 //! ## Features
 //! - `cloudevents`: the CloudEvent handler shape (structured CloudEvents and EventBridge).
+//! - `lambda-runtime`: `LambdaService`, fnkit handlers under `lambda_runtime` (off by default).
 //! - `sqs`, `sns`, `s3`, `eventbridge`, `dynamodb`, `kinesis`, `apigw`: typed events in [`aws`];
 //!   `sqs`, `kinesis` and `dynamodb` also give their records a [`batch::BatchRecord`] impl.
 //!
@@ -62,9 +67,12 @@ mod config;
 mod http_event;
 mod invoke;
 mod shutdown;
+mod stream;
 
 #[cfg(feature = "cloudevents")]
 mod cloudevent;
+#[cfg(feature = "lambda-runtime")]
+mod interop;
 
 pub mod batch;
 
@@ -77,6 +85,9 @@ use fnkit_core::{Error, FunctionInfo};
 
 use crate::client::{Diagnostic, RuntimeApi};
 use crate::config::ApiAddress;
+
+#[cfg(feature = "lambda-runtime")]
+pub use interop::{LambdaResponse, LambdaService, ResponseStream};
 
 /// Typed AWS events from [`aws_lambda_events`], for typed handlers: each module is behind the
 /// feature of the same name (`apigw`, `alb` and `lambda_function_urls` are always there).

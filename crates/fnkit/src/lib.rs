@@ -61,14 +61,16 @@ pub mod guide {}
 #[cfg(feature = "cloudevents")]
 pub use fnkit_core::{cloudevents, cloudevents::Event, events, Events};
 pub use fnkit_core::{
-    http, on_shutdown, secret, Body, Context, Error, ErrorKind, FunctionInfo, Handler, Http,
-    IntoFunction, Platform, Secret, TraceContext,
+    http, on_shutdown, secret, Body, BodySender, Context, Error, ErrorKind, FunctionInfo, Handler,
+    Http, IntoFunction, Platform, Secret, TraceContext,
 };
 
-/// What only Lambda gives: the invocation's [`LambdaContext`] (in `ctx.extensions()`), typed AWS
-/// events for typed handlers (each family behind the feature of its name: `sqs`, `sns`, `s3`,
-/// `eventbridge`, `dynamodb`, `kinesis`; `apigw`, `alb` and `lambda_function_urls` always), and
-/// the partial batch response ([`BatchResponse`](lambda::BatchResponse)).
+/// What only Lambda gives: the invocation's [`LambdaContext`](lambda::LambdaContext) (in
+/// `ctx.extensions()`), typed AWS events for typed handlers (each family behind the feature of its
+/// name: `sqs`, `sns`, `s3`, `eventbridge`, `dynamodb`, `kinesis`; `apigw`, `alb` and
+/// `lambda_function_urls` always), the partial batch response
+/// ([`BatchResponse`](lambda::BatchResponse)), and with `lambda-runtime`,
+/// `service(handler)` for `lambda_runtime::run`.
 ///
 /// ```
 /// # #[cfg(feature = "sqs")] {
@@ -80,6 +82,75 @@ pub use fnkit_core::{
 pub mod lambda {
     pub use fnkit_lambda::aws::*;
     pub use fnkit_lambda::LambdaContext;
+    #[cfg(feature = "lambda-runtime")]
+    pub use fnkit_lambda::{LambdaResponse, LambdaService, ResponseStream};
+    #[cfg(feature = "lambda-runtime")]
+    pub use interop::service;
+
+    #[cfg(feature = "lambda-runtime")]
+    mod interop {
+        use std::sync::Arc;
+
+        #[cfg(feature = "cloudevents")]
+        use fnkit_core::adapter::EventFunction;
+        use fnkit_core::adapter::{HttpFunction, ShapeVisitor, TypedFunction};
+        use fnkit_core::{FunctionInfo, IntoFunction, Platform};
+        use fnkit_lambda::LambdaService;
+
+        /// Any fnkit handler (typed, [`http`](crate::http()) or `events`) as a `tower::Service`
+        /// for [`lambda_runtime`](https://docs.rs/lambda_runtime) (feature `lambda-runtime`), to
+        /// run on lambda_runtime's loop, with its layers, instead of fnkit's:
+        ///
+        /// ```no_run
+        /// use fnkit::{Context, Error};
+        ///
+        /// async fn handle(name: String, _ctx: Context) -> Result<String, Error> {
+        ///     Ok(format!("Hello, {name}!"))
+        /// }
+        ///
+        /// fn main() -> Result<(), lambda_runtime::Error> {
+        ///     // Or `#[tokio::main]`: one thread is all one invocation at a time needs.
+        ///     let runtime = fnkit::tokio::runtime::Builder::new_current_thread()
+        ///         .enable_all()
+        ///         .build()?;
+        ///     runtime.block_on(lambda_runtime::run(fnkit::lambda::service(handle)))
+        /// }
+        /// ```
+        ///
+        /// Each invocation is mapped as fnkit's own loop maps it (the same
+        /// [`Context`](crate::Context) and [`LambdaContext`](crate::lambda::LambdaContext),
+        /// deadline, panic guard, HTTP and CloudEvent shapes), and an error is the same document,
+        /// `errorType` the [`ErrorKind`](crate::ErrorKind) name. What stays lambda_runtime's
+        /// (malformed JSON, the client context, the error-type header, logs, shutdown hooks) is
+        /// listed on [`LambdaService`]. `fnkit::run` stays the default: its loop starts faster and
+        /// is smaller (the README's "fnkit's loop or lambda_runtime" has the figures).
+        ///
+        /// The function's name, version and memory size are read from the environment here, once.
+        pub fn service<M>(handler: impl IntoFunction<M>) -> LambdaService {
+            let info = Arc::new(FunctionInfo::from_env(Platform::Lambda));
+            handler.visit(ToService(info))
+        }
+
+        /// Wraps a handler of each shape in its [`LambdaService`].
+        struct ToService(Arc<FunctionInfo>);
+
+        impl ShapeVisitor for ToService {
+            type Output = LambdaService;
+
+            fn typed(self, function: Arc<dyn TypedFunction>) -> LambdaService {
+                LambdaService::typed(function, self.0)
+            }
+
+            fn http(self, function: Arc<dyn HttpFunction>) -> LambdaService {
+                LambdaService::http(function, self.0)
+            }
+
+            #[cfg(feature = "cloudevents")]
+            fn event(self, function: Arc<dyn EventFunction>) -> LambdaService {
+                LambdaService::events(function, self.0)
+            }
+        }
+    }
 }
 
 /// Re-exported so handlers can build requests and responses without naming the `http` crate.

@@ -1,6 +1,9 @@
 //! `http-echo`: an HTTP function. Answers JSON describing the request: method, path, query,
 //! headers and body (as text).
 //!
+//! `/stream?chunks=N&ms=M` streams N lines M ms apart (`fail_after=K` fails after K), to show a
+//! streamed response on every platform.
+//!
 //! Two paths exist to show fnkit's failure handling: `/panic` panics (the answer is a 500 and the
 //! process goes on serving) and `/sleep?ms=N` waits N milliseconds before answering (past
 //! `FNKIT_TIMEOUT_SECS` the answer is a 504). `/secret?name=X` answers `{"secret_length": n}` for
@@ -20,6 +23,9 @@ async fn echo(req: Request<Body>, ctx: Context) -> Result<Response<Body>, Error>
     }
     if path == "/secret" {
         return secret_length(query_param(req.uri().query(), "name").unwrap_or(""));
+    }
+    if path == "/stream" {
+        return Ok(stream(req.uri().query()));
     }
     if path == "/sleep" {
         let ms = query_param(req.uri().query(), "ms")
@@ -66,6 +72,43 @@ fn secret_length(name: &str) -> Result<Response<Body>, Error> {
         .header(header::CONTENT_TYPE, "application/json")
         .body(body)
         .map_err(Error::internal)
+}
+
+/// `GET /stream?chunks=N&ms=M`: N lines `chunk i\n`, M ms apart, each sent as it is written.
+/// With `fail_after=K` the stream fails after K chunks (a cut response; error trailers on
+/// Lambda).
+fn stream(query: Option<&str>) -> Response<Body> {
+    let number = |name, default| {
+        query_param(query, name)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(default)
+    };
+    let (chunks, ms) = (number("chunks", 3), number("ms", 100));
+    let fail_after = query_param(query, "fail_after").and_then(|v| v.parse::<u64>().ok());
+    let (mut tx, body) = Body::channel();
+    fnkit::tokio::spawn(async move {
+        for i in 1..=chunks {
+            if fail_after.is_some_and(|k| i > k) {
+                tx.abort(Error::handler(format!(
+                    "the stream was asked to fail after {}",
+                    i - 1
+                )));
+                return;
+            }
+            if i > 1 {
+                fnkit::tokio::time::sleep(Duration::from_millis(ms)).await;
+            }
+            if tx.send(format!("chunk {i}\n")).await.is_err() {
+                return; // the client left
+            }
+        }
+    });
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
 }
 
 fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {

@@ -14,11 +14,21 @@
 //!
 //! With `PROBE_SHUTDOWN_HOOK` set, it sets an `on_shutdown` hook that logs
 //! `probe shutdown hook ran`.
+//!
+//! With `PROBE_SHAPE=http` it is an HTTP function instead: it answers 200 with what it saw
+//! (method, path, query, headers, body) as JSON, a header and two cookies; `/fail` is a handler
+//! error, `/panic` panics.
+//!
+//! `PROBE_LOOP` picks the runtime loop: fnkit's (unset), or `lambda_runtime` or
+//! `lambda_runtime_concurrent`, for the same handler run by `lambda_runtime::run` or
+//! `run_concurrent` through `fnkit::lambda::service` (tests/integration/lambda/interop.rs).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use fnkit::http_types::{header, Request, Response};
 use fnkit::lambda::LambdaContext;
-use fnkit::{Context, Error};
+use fnkit::{Body, Context, Error};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -80,9 +90,58 @@ fn report(ctx: &Context, count: Option<u32>) -> Value {
     })
 }
 
-fn main() -> Result<(), Error> {
+async fn http_probe(req: Request<Body>, ctx: Context) -> Result<Response<Body>, Error> {
+    match req.uri().path() {
+        "/fail" => return Err(Error::handler("the probe was asked to fail")),
+        "/panic" => panic!("the probe was asked to panic"),
+        _ => {}
+    }
+    let mut headers: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (name, value) in req.headers() {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        headers.entry(name.as_str()).or_default().push(value);
+    }
+    let seen = json!({
+        "method": req.method().as_str(),
+        "path": req.uri().path(),
+        "query": req.uri().query(),
+        "headers": headers,
+        "body": String::from_utf8_lossy(req.body().as_bytes()),
+        "request_id": ctx.request_id(),
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .header("x-probe", "1")
+        .header(header::SET_COOKIE, "a=1")
+        .header(header::SET_COOKIE, "b=2; Path=/")
+        .body(Body::json(&seen)?)
+        .map_err(Error::internal)
+}
+
+fn main() -> Result<(), lambda_runtime::Error> {
     if std::env::var_os("PROBE_SHUTDOWN_HOOK").is_some() {
         fnkit::on_shutdown(|| async { tracing::info!("probe shutdown hook ran") });
     }
-    fnkit::run(probe)
+    let http = std::env::var("PROBE_SHAPE").is_ok_and(|s| s == "http");
+    let service = || {
+        if http {
+            fnkit::lambda::service(fnkit::http(http_probe))
+        } else {
+            fnkit::lambda::service(probe)
+        }
+    };
+    match std::env::var("PROBE_LOOP").as_deref() {
+        Ok("lambda_runtime") => block_on(lambda_runtime::run(service()))?,
+        Ok("lambda_runtime_concurrent") => block_on(lambda_runtime::run_concurrent(service()))?,
+        _ if http => Ok(fnkit::run(fnkit::http(http_probe))?),
+        _ => Ok(fnkit::run(probe)?),
+    }
+}
+
+/// Runs `f` on a current-thread runtime, as `fnkit::run` does its loop.
+fn block_on<F: std::future::Future>(f: F) -> std::io::Result<F::Output> {
+    let runtime = fnkit::tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok(runtime.block_on(f))
 }

@@ -17,7 +17,7 @@ use fnkit_tests::{free_port, request, FnProcess, Request};
 use super::{fixture, start_function};
 
 /// A running `cargo lambda watch --only-lambda-apis` on a free loopback port; killed on drop.
-struct Emulator {
+pub(super) struct Emulator {
     child: Child,
     addr: SocketAddr,
     _dir: TempDir,
@@ -47,7 +47,7 @@ impl Emulator {
     /// Starts the emulator, or returns `None` (with a message) when cargo-lambda is missing on a
     /// developer's machine. Under CI (`CI` set, as `.ci/run` runs) a missing emulator fails the
     /// test: `make test` installs it, so its absence is a broken setup, not a skip.
-    fn start(test: &str) -> Option<Self> {
+    pub(super) fn start(test: &str) -> Option<Self> {
         let Some(bin) = cargo_lambda() else {
             assert!(
                 std::env::var_os("CI").is_none(),
@@ -105,7 +105,16 @@ impl Emulator {
 
     /// Starts `binary` with the environment the emulator asks for.
     fn function(&self, binary: &str) -> FnProcess {
-        let env = vec![
+        self.function_with(binary, &[])
+    }
+
+    /// [`Emulator::function`] with `extra` variables too.
+    pub(super) fn function_with(
+        &self,
+        binary: &str,
+        extra: &[(&'static str, String)],
+    ) -> FnProcess {
+        let mut env = vec![
             (
                 "AWS_LAMBDA_RUNTIME_API",
                 format!("http://{}/.rt", self.addr),
@@ -114,11 +123,12 @@ impl Emulator {
             ("AWS_LAMBDA_FUNCTION_VERSION", "1".to_owned()),
             ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096".to_owned()),
         ];
+        env.extend_from_slice(extra);
         start_function(binary, &env)
     }
 
     /// Invokes the function synchronously and returns the payload (or error document).
-    fn invoke(&self, payload: impl Into<Vec<u8>>) -> Value {
+    pub(super) fn invoke(&self, payload: impl Into<Vec<u8>>) -> Value {
         let req = Request::post("/2015-03-31/functions/_/invocations", payload.into())
             .header("content-type", "application/json");
         let resp = request(self.addr, &req);

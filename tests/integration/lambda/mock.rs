@@ -23,6 +23,10 @@ pub(crate) struct Recorded {
     pub(crate) at_ms: u64,
     /// Its place in the order of arrival (0 first).
     pub(crate) seq: usize,
+    /// A chunked body's chunks (data only) with when each arrived, in ms since the Unix epoch.
+    pub(crate) chunks: Vec<(u64, Vec<u8>)>,
+    /// A chunked body's trailers; names lowercased.
+    pub(crate) trailers: BTreeMap<String, String>,
 }
 
 impl Recorded {
@@ -282,13 +286,27 @@ fn serve(
                 headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
             }
         }
-        let len: usize = headers
-            .get("content-length")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; len];
-        if reader.read_exact(&mut body).is_err() {
-            return;
+        let chunked = headers
+            .get("transfer-encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let (mut body, mut chunks, mut trailers) = (Vec::new(), Vec::new(), BTreeMap::new());
+        if chunked {
+            if read_chunked(&mut reader, &mut chunks, &mut trailers).is_none() {
+                return;
+            }
+            body = chunks
+                .iter()
+                .flat_map(|(_, c): &(u64, Vec<u8>)| c.clone())
+                .collect();
+        } else {
+            let len: usize = headers
+                .get("content-length")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            body.resize(len, 0);
+            if reader.read_exact(&mut body).is_err() {
+                return;
+            }
         }
         let is_next = method == "GET" && path.ends_with("/runtime/invocation/next");
         {
@@ -302,6 +320,8 @@ fn serve(
                     body,
                     at_ms: now_ms(),
                     seq,
+                    chunks: std::mem::take(&mut chunks),
+                    trailers: std::mem::take(&mut trailers),
                 });
             }
             cvar.notify_all();
@@ -375,6 +395,48 @@ fn serve(
         };
         if writer.write_all(&reply).is_err() {
             return;
+        }
+    }
+}
+
+/// Reads a chunked body: each chunk with its arrival time, then the trailers. `None` when the
+/// framing is broken or the connection ends first.
+fn read_chunked(
+    reader: &mut BufReader<TcpStream>,
+    chunks: &mut Vec<(u64, Vec<u8>)>,
+    trailers: &mut BTreeMap<String, String>,
+) -> Option<()> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let size_text = line.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(size_text, 16).ok()?;
+        if size == 0 {
+            break;
+        }
+        let mut data = vec![0; size];
+        reader.read_exact(&mut data).ok()?;
+        let mut crlf = [0; 2];
+        reader.read_exact(&mut crlf).ok()?;
+        if &crlf != b"\r\n" {
+            return None;
+        }
+        chunks.push((now_ms(), data));
+    }
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).ok()? == 0 {
+            return None;
+        }
+        let l = line.trim_end();
+        if l.is_empty() {
+            return Some(());
+        }
+        if let Some((k, v)) = l.split_once(':') {
+            trailers.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
         }
     }
 }

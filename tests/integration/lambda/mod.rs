@@ -9,9 +9,11 @@
 //! `crates/fnkit-lambda/tests/data/`); #24–#25 are `make sam-validate sam-build`.
 
 mod emulator;
+mod interop;
 mod lifecycle;
 pub(crate) mod mock;
 mod runtime_api;
+mod streaming;
 
 use std::net::SocketAddr;
 

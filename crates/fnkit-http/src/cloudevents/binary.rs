@@ -71,9 +71,15 @@ pub(super) fn decode(headers: &HeaderMap, body: Bytes) -> Result<Event, Error> {
         let text = decode_header_value(name.as_str(), value.as_bytes())?;
         members.insert(attr.to_owned(), Value::String(text));
     }
+    // `Content-Type` is the `datacontenttype` as sent (§3.1.1): the unquoting and percent-decoding
+    // of §3.1.3.2 are for `ce-*` values (a reply's `Content-Type` is not percent-encoded either),
+    // so `profile="a%20b"` stays as it is, as it does in structured mode.
     let content_type = headers
         .get(http::header::CONTENT_TYPE)
-        .map(|v| decode_header_value("Content-Type", v.as_bytes()))
+        .map(|v| {
+            String::from_utf8(v.as_bytes().to_vec())
+                .map_err(|_| Error::invalid_event("header Content-Type is not valid UTF-8"))
+        })
         .transpose()?;
     let mut event = ce::from_attributes(members, Origin::Headers)?;
     if !body.is_empty() {
@@ -197,6 +203,23 @@ mod tests {
         headers.insert("ce-type", HeaderValue::from_static("t"));
         let err = decode(&headers, Bytes::new()).unwrap_err();
         assert!(err.message().contains("ce-source"), "{err}");
+    }
+
+    #[test]
+    fn content_type_is_the_datacontenttype_as_sent() {
+        let mut headers = HeaderMap::new();
+        headers.insert("ce-specversion", HeaderValue::from_static("1.0"));
+        headers.insert("ce-id", HeaderValue::from_static("1"));
+        headers.insert("ce-source", HeaderValue::from_static("/s"));
+        headers.insert("ce-type", HeaderValue::from_static("t"));
+        for ct in [
+            "application/json; profile=\"https://example.com/a%20b\"",
+            "text/plain; x=%FF",
+        ] {
+            headers.insert("content-type", HeaderValue::from_static(ct));
+            let event = decode(&headers, Bytes::new()).unwrap();
+            assert_eq!(event.datacontenttype(), Some(ct));
+        }
     }
 
     #[test]
