@@ -18,6 +18,7 @@ mod env;
 mod error;
 mod guard;
 mod handler;
+mod observe;
 mod platform;
 mod secrets;
 mod shutdown;
@@ -52,6 +53,11 @@ pub mod adapter {
     pub use crate::handler::{EventFunction, EventShape};
 
     pub use crate::env::{env_from, env_var};
+
+    /// What adapters report about invocations, and what observers (metrics, traces) receive.
+    pub mod observe {
+        pub use crate::observe::*;
+    }
     pub use crate::guard::{guard, panic_message, Limit};
     pub use crate::shutdown::{has_shutdown_hooks, run_shutdown_hooks};
     pub use crate::trace::{trace_context, TraceInput};

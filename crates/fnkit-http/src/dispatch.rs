@@ -19,6 +19,11 @@ use crate::service::{json_reply, State};
 
 /// How one handler shape answers a request (platform paths and limits are handled before).
 pub(crate) trait Shape: Send + Sync + 'static {
+    /// The shape's name, as observers record it: `typed`, `http` or `event`.
+    const NAME: &'static str;
+    /// What triggers it, in OpenTelemetry's `faas.trigger` words.
+    const TRIGGER: &'static str;
+
     /// Reads the request, runs the handler within the time limit, and renders its answer.
     fn respond<'a>(
         &'a self,
@@ -29,6 +34,9 @@ pub(crate) trait Shape: Send + Sync + 'static {
 }
 
 impl Shape for dyn TypedFunction {
+    const NAME: &'static str = "typed";
+    const TRIGGER: &'static str = "http";
+
     /// A JSON body, or each event's `data` in CloudEvents mode (replies are events, in the
     /// request's mode).
     async fn respond(
@@ -76,6 +84,9 @@ impl Shape for dyn TypedFunction {
 }
 
 impl Shape for dyn EventFunction {
+    const NAME: &'static str = "event";
+    const TRIGGER: &'static str = "pubsub";
+
     /// CloudEvents in binary, structured or batched mode; replies in the request's mode.
     async fn respond(
         &self,
@@ -103,6 +114,9 @@ impl Shape for dyn EventFunction {
 }
 
 impl Shape for dyn HttpFunction {
+    const NAME: &'static str = "http";
+    const TRIGGER: &'static str = "http";
+
     /// Any method and path; the handler's response as it is, a streamed body sent as the handler
     /// produces it.
     async fn respond(

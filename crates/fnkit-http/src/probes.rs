@@ -21,6 +21,19 @@ impl State {
         if path == "/health" && !probe {
             return Some(self.health());
         }
+        if path == "/metrics" && !probe {
+            // Served only when an observer renders metrics (feature `metrics`); otherwise the
+            // path is the handler's like any other.
+            let accept = header_str(req.headers(), &http::header::ACCEPT);
+            if let Some((content_type, body)) = fnkit_core::adapter::observe::render(accept) {
+                let mut r = http::Response::new(crate::reply::ReplyBody::whole(body));
+                r.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static(content_type),
+                );
+                return Some(r);
+            }
+        }
         if probe || path == "/ready" || (watchdog && (path == "/_/health" || path == "/_/ready")) {
             return Some(self.readiness());
         }

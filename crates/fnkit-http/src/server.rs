@@ -102,6 +102,11 @@ pub(crate) async fn serve_with<S: Shape + ?Sized>(
             "connections still busy after {budget:?} (FNKIT_SHUTDOWN_TIMEOUT_SECS); not waiting"
         ),
     }
+    if fnkit_core::adapter::observe::observed() {
+        // Spans and metrics buffered for export go out before the process does.
+        let left = budget.saturating_sub(started.elapsed());
+        let _ = tokio::time::timeout(left, fnkit_core::adapter::observe::flush()).await;
+    }
     if fnkit_core::adapter::has_shutdown_hooks() {
         // What is left of the same budget: the platform's grace period does not stretch.
         let left = budget.saturating_sub(started.elapsed());

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use fnkit_core::adapter::{guard, BoxFuture, Limit};
+use fnkit_core::adapter::{guard, observe, BoxFuture, Limit};
 use fnkit_core::{Context, Error, ErrorKind, FunctionInfo};
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
@@ -93,6 +93,7 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
         return Ok(error_reply(&err));
     };
     let request_id = request_id_of(req.headers());
+    let observing = observe::observed().then(|| Observing::start::<S>(&state, &req, &request_id));
     let span = tracing::info_span!("request", request_id = request_id.as_str());
     // The access line is a debug one: gather its parts only when it will be written.
     let access = tracing::enabled!(tracing::Level::DEBUG).then(|| {
@@ -102,14 +103,19 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
             req.uri().path().to_owned(),
         )
     });
+    let mut failed = None;
     let reply = function
         .respond(&state, req, request_id)
         .instrument(span.clone())
         .await
         .unwrap_or_else(|e| {
             span.in_scope(|| log_error(&e));
+            failed = Some(e.kind());
             error_reply(&e)
         });
+    if let Some(o) = observing {
+        o.finish::<S>(&state, reply.status().as_u16(), failed);
+    }
     if let Some((started, method, path)) = access {
         span.in_scope(|| {
             tracing::debug!(
@@ -122,6 +128,56 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
         });
     }
     Ok(reply)
+}
+
+/// What an observed request keeps to report its end: only gathered when an observer is set.
+struct Observing {
+    request_id: String,
+    trace: fnkit_core::TraceContext,
+    method: http::Method,
+    path: String,
+    started: std::time::SystemTime,
+    clock: Instant,
+}
+
+impl Observing {
+    fn start<S: Shape + ?Sized>(
+        state: &State,
+        req: &Request<hyper::body::Incoming>,
+        request_id: &str,
+    ) -> Self {
+        observe::started(&observe::Start {
+            platform: state.info.platform,
+            shape: S::NAME,
+        });
+        Self {
+            request_id: request_id.to_owned(),
+            trace: fnkit_core::adapter::trace_context(fnkit_core::adapter::TraceInput {
+                headers: Some(req.headers()),
+                ..Default::default()
+            }),
+            method: req.method().clone(),
+            path: req.uri().path().to_owned(),
+            started: std::time::SystemTime::now(),
+            clock: Instant::now(),
+        }
+    }
+
+    fn finish<S: Shape + ?Sized>(self, state: &State, status: u16, error: Option<ErrorKind>) {
+        observe::finished(&observe::Record {
+            platform: state.info.platform,
+            shape: S::NAME,
+            request_id: &self.request_id,
+            trace: &self.trace,
+            started: self.started,
+            duration: self.clock.elapsed(),
+            status,
+            error,
+            http: Some((self.method.as_str(), &self.path)),
+            trigger: S::TRIGGER,
+            cold_start: observe::take_cold_start(),
+        });
+    }
 }
 
 /// Counts a request in flight for as long as it lives.

@@ -11,7 +11,8 @@ use tracing::Instrument;
 #[cfg(feature = "cloudevents")]
 use fnkit_core::adapter::EventFunction;
 use fnkit_core::adapter::{
-    guard, trace_context, BoxFuture, HttpFunction, Limit, Payload, TraceInput, TypedFunction,
+    guard, observe, trace_context, BoxFuture, HttpFunction, Limit, Payload, TraceInput,
+    TypedFunction,
 };
 use fnkit_core::{Context, Error, ErrorKind, FunctionInfo};
 
@@ -113,6 +114,11 @@ async fn run<D: Dispatch + ?Sized>(
         )
         .instrument(span)
         .await?;
+        if observe::observed() {
+            // docs/platforms.md §1.2: Lambda may freeze the sandbox once the answer is in, so
+            // what observers buffered (spans, metrics) goes out before the next `/next`.
+            observe::flush().await;
+        }
     }
 }
 
@@ -132,10 +138,20 @@ async fn invoke_once<D: Dispatch + ?Sized>(
         set_trace_env(trace_id.as_deref());
     }
 
-    let mut deadline = None;
+    let observing = observe::observed().then(|| {
+        observe::started(&observe::Start {
+            platform: info.platform,
+            shape: D::NAME,
+        });
+        (SystemTime::now(), std::time::Instant::now())
+    });
+    let (mut deadline, mut trace) = (None, None);
     let outcome = match context(info, request_id, headers, trace_id) {
         Ok(ctx) => {
             deadline = ctx.deadline();
+            if observing.is_some() {
+                trace = Some(ctx.trace().clone());
+            }
             run_handler(function, payload, ctx).await
         }
         Err(e) => Err(e),
@@ -144,6 +160,10 @@ async fn invoke_once<D: Dispatch + ?Sized>(
         Answer::Payload(body) if body.len() > MAX_RESPONSE_BYTES => Err(too_large(body.len())),
         answer => Ok(answer),
     });
+    let (status, error) = match &outcome {
+        Ok(_) => (200, None),
+        Err(e) => (e.status().as_u16(), Some(e.kind())),
+    };
     match outcome {
         Ok(Answer::Stream(streamed)) => {
             // docs/platforms.md §1.7: the first byte is out, so a later failure goes in the
@@ -173,6 +193,21 @@ async fn invoke_once<D: Dispatch + ?Sized>(
             }
         }
         Err(e) => report(api, request_id, &e).await?,
+    }
+    if let Some((started, clock)) = observing {
+        observe::finished(&observe::Record {
+            platform: info.platform,
+            shape: D::NAME,
+            request_id,
+            trace: &trace.unwrap_or_default(),
+            started,
+            duration: clock.elapsed(),
+            status,
+            error,
+            http: None,
+            trigger: D::TRIGGER,
+            cold_start: observe::take_cold_start(),
+        });
     }
     Ok(())
 }
@@ -340,11 +375,19 @@ pub(crate) enum Answer {
 /// a binary links only the shape it runs: a typed function carries no API Gateway or
 /// EventBridge mapping.
 pub(crate) trait Dispatch: Send + Sync {
+    /// The shape's name, as observers record it: `typed`, `http` or `event`.
+    const NAME: &'static str;
+    /// What triggers it, in OpenTelemetry's `faas.trigger` words.
+    const TRIGGER: &'static str;
+
     /// Runs the handler on one invocation's payload.
     fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Answer, Error>>;
 }
 
 impl Dispatch for dyn TypedFunction {
+    const NAME: &'static str = "typed";
+    const TRIGGER: &'static str = "other";
+
     fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Answer, Error>> {
         Box::pin(async move {
             let out = self.call(Payload::Bytes(payload), ctx).await?;
@@ -354,6 +397,9 @@ impl Dispatch for dyn TypedFunction {
 }
 
 impl Dispatch for dyn HttpFunction {
+    const NAME: &'static str = "http";
+    const TRIGGER: &'static str = "http";
+
     fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Answer, Error>> {
         Box::pin(crate::http_event::handle(self, payload, ctx))
     }
@@ -361,6 +407,9 @@ impl Dispatch for dyn HttpFunction {
 
 #[cfg(feature = "cloudevents")]
 impl Dispatch for dyn EventFunction {
+    const NAME: &'static str = "event";
+    const TRIGGER: &'static str = "pubsub";
+
     fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Answer, Error>> {
         Box::pin(async move {
             let out = crate::cloudevent::handle(self, payload, ctx).await?;

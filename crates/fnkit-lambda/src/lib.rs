@@ -257,7 +257,7 @@ async fn serve_dispatch<D: invoke::Dispatch + ?Sized + 'static>(
         Some(mut sigterm) => {
             tokio::select! {
                 result = serving => result,
-                _ = sigterm.recv() => {
+                () = sigterm.recv() => {
                     shutdown::run_hooks(platform).await;
                     Ok(())
                 }

@@ -6,7 +6,37 @@
 use std::time::Duration;
 
 use fnkit_core::{Error, Platform};
-use tokio::signal::unix::{signal, Signal, SignalKind};
+
+/// Resolves at SIGTERM: a byte the signal handler writes into a socket pair (signal-hook's
+/// self-pipe), read on the runtime's own I/O driver. Nothing is installed until [`prepare`] runs,
+/// so a function without hooks handles no signal and pays nothing at start.
+pub(crate) struct Sigterm(tokio::net::UnixStream);
+
+impl Sigterm {
+    fn install() -> Result<Self, Error> {
+        let (read, write) = std::os::unix::net::UnixStream::pair().map_err(Error::internal)?;
+        signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, write)
+            .map_err(Error::internal)?;
+        read.set_nonblocking(true).map_err(Error::internal)?;
+        tokio::net::UnixStream::from_std(read)
+            .map(Self)
+            .map_err(Error::internal)
+    }
+
+    /// Waits for the signal.
+    pub(crate) async fn recv(&mut self) {
+        let mut byte = [0_u8; 1];
+        loop {
+            if self.0.readable().await.is_err() {
+                return;
+            }
+            match self.0.try_read(&mut byte) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                _ => return,
+            }
+        }
+    }
+}
 
 use crate::client::RuntimeApi;
 
@@ -22,7 +52,7 @@ const HOOK_BUDGET: Duration = Duration::from_millis(450);
 ///
 /// # Errors
 /// When the SIGTERM handler cannot be installed.
-pub(crate) async fn prepare(api: &mut RuntimeApi) -> Result<Option<Signal>, Error> {
+pub(crate) async fn prepare(api: &mut RuntimeApi) -> Result<Option<Sigterm>, Error> {
     let id = match api.register_extension(EXTENSION_NAME).await {
         Ok(id) => id,
         Err(e) => {
@@ -33,7 +63,7 @@ pub(crate) async fn prepare(api: &mut RuntimeApi) -> Result<Option<Signal>, Erro
             return Ok(None);
         }
     };
-    let sigterm = signal(SignalKind::terminate()).map_err(Error::internal)?;
+    let sigterm = Sigterm::install()?;
     let mut events = api.fresh();
     tokio::spawn(async move {
         match events.extension_next(&id).await {
