@@ -48,6 +48,11 @@ pub struct Record<'a> {
 /// Something that watches invocations: metrics, a trace exporter. Methods must be cheap and must
 /// not block; [`Observer::flush`] is where I/O goes.
 pub trait Observer: Send + Sync + 'static {
+    /// The function is ready to serve: listening (HTTP platforms), or about to ask for its first
+    /// event (Lambda). Called once.
+    fn ready(&self, platform: Platform) {
+        let _ = platform;
+    }
     /// An invocation began.
     fn started(&self, start: &Start) {
         let _ = start;
@@ -101,6 +106,11 @@ pub fn take_cold_start() -> bool {
 /// Whether any observer is set, so adapters can skip gathering a record's parts.
 pub fn observed() -> bool {
     OBSERVERS.get().is_some()
+}
+
+/// Reports that the function is ready to serve.
+pub fn ready(platform: Platform) {
+    each(|o| o.ready(platform));
 }
 
 /// Reports that an invocation began.

@@ -70,6 +70,7 @@ pub(crate) async fn serve_with<S: Shape + ?Sized>(
         tracing::info!(platform = platform.as_str(), "listening on http://{addr}");
     }
 
+    fnkit_core::adapter::observe::ready(platform);
     let builder = connection_builder(state.config.read_timeout);
     let graceful = GracefulShutdown::new();
 

@@ -251,6 +251,7 @@ async fn serve_dispatch<D: invoke::Dispatch + ?Sized + 'static>(
         None
     };
     let platform = info.platform;
+    fnkit_core::adapter::observe::ready(platform);
     let serving = invoke::serve(api, function, info, concurrency);
     match sigterm {
         None => serving.await,
