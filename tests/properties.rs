@@ -1082,7 +1082,8 @@ proptest! {
         prop_assert_eq!(&trace.traceparent, &traceparent);
         prop_assert_eq!(&trace.tracestate, &tracestate);
         if let Some(tp) = &traceparent {
-            prop_assert_eq!(trace.trace_id(), Some(&tp[3..35]));
+            let trace_id = trace.trace_id();
+            prop_assert_eq!(trace_id.as_ref().map(fnkit_core::TraceId::as_str), Some(&tp[3..35]));
         }
     }
 }

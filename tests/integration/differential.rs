@@ -118,7 +118,13 @@ fn a_valid_event_is_answered_alike_with_the_trace_from_its_extension() {
         assert_eq!(reply["type"], "order.created.reply", "{reply}");
         assert_eq!(reply["subject"], "o-7", "{reply}");
         assert_eq!(reply["data"], serde_json::json!({"n": 1}), "{reply}");
-        assert_eq!(reply["traceparent"], traceparent, "{reply}");
+        // The reply is a child of the invocation's span: the same trace and flags, the
+        // invocation's own span id as the parent (`Context::reply_to`, docs/tracing.md).
+        let tp = reply["traceparent"].as_str().unwrap_or_default();
+        assert_eq!(tp.len(), 55, "{reply}");
+        assert_eq!(tp[..36], traceparent[..36], "{reply}");
+        assert_ne!(tp[36..52], traceparent[36..52], "{reply}");
+        assert_eq!(tp[52..], traceparent[52..], "{reply}");
     }
 
     // A malformed traceparent is dropped on both, as W3C Trace Context asks.

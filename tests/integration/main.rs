@@ -13,5 +13,8 @@ mod http;
 mod knative;
 mod lambda;
 mod local;
+mod metrics;
 mod openfaas;
+mod otel;
+mod probes;
 mod streaming;

@@ -227,8 +227,11 @@ impl Context {
         &mut self.extensions
     }
 
-    /// Starts a reply to `incoming`: a new `id`, this function's `source`, and `type` = the
-    /// incoming type + `.reply`. Set `data` and anything else on the builder, then `build()`.
+    /// Starts a reply to `incoming`: a new `id`, this function's `source`, `type` = the
+    /// incoming type + `.reply`, and, when the invocation has a trace, the distributed-tracing
+    /// extension: `traceparent` naming this invocation's span (same trace id, this invocation's
+    /// span id: the reply is its child) and the `tracestate` that came with the trace. Set
+    /// `data` and anything else on the builder, then `build()`.
     ///
     /// ```
     /// # use std::sync::Arc;
@@ -247,10 +250,17 @@ impl Context {
     #[cfg(feature = "cloudevents")]
     pub fn reply_to(&self, incoming: &cloudevents::Event) -> cloudevents::EventBuilderV10 {
         use cloudevents::{AttributesReader, EventBuilder};
-        cloudevents::EventBuilderV10::new()
+        let mut reply = cloudevents::EventBuilderV10::new()
             .id(crate::new_id())
             .source(self.function.event_source.clone())
-            .ty(format!("{}.reply", incoming.ty()))
+            .ty(format!("{}.reply", incoming.ty()));
+        if let Some(span) = &self.trace.span {
+            reply = reply.extension("traceparent", span.traceparent());
+            if let Some(state) = &self.trace.tracestate {
+                reply = reply.extension("tracestate", state.clone());
+            }
+        }
+        reply
     }
 }
 
@@ -294,6 +304,42 @@ mod tests {
         assert!(!info.name.is_empty());
         assert_eq!(info.version, "0");
         assert_eq!(info.configuration, None);
+    }
+
+    #[cfg(feature = "cloudevents")]
+    #[test]
+    fn a_reply_carries_the_invocations_span_as_traceparent() {
+        use cloudevents::{AttributesReader, EventBuilder, EventBuilderV10};
+        let incoming = EventBuilderV10::new()
+            .id("1")
+            .source("/s")
+            .ty("t")
+            .build()
+            .unwrap();
+        let untraced = Context::new(info(), "r")
+            .reply_to(&incoming)
+            .build()
+            .unwrap();
+        assert_eq!(untraced.extension("traceparent"), None);
+
+        let mut headers = HeaderMap::new();
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        headers.insert("traceparent", tp.parse().unwrap());
+        headers.insert("tracestate", "a=1".parse().unwrap());
+        let trace = crate::adapter::trace_context(crate::adapter::TraceInput {
+            headers: Some(&headers),
+            ..Default::default()
+        });
+        let span = trace.span.unwrap();
+        let ctx = Context::new(info(), "r").with_trace(trace);
+        let reply = ctx.reply_to(&incoming).build().unwrap();
+        let traceparent = reply.extension("traceparent").unwrap().to_string();
+        assert_eq!(
+            traceparent,
+            format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{}-01", span.span_id)
+        );
+        assert_eq!(reply.extension("tracestate").unwrap().to_string(), "a=1");
+        assert_eq!(reply.ty(), "t.reply");
     }
 
     #[test]

@@ -5,8 +5,10 @@ use std::any::Any;
 use std::future::{poll_fn, Future};
 use std::panic::AssertUnwindSafe;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::task::Poll;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::handler::BoxFuture;
 use crate::{Error, ErrorKind, Platform};
@@ -53,6 +55,9 @@ pub enum Limit {
 ///
 /// # Errors
 /// The handler's own error, or a `Timeout` or `Panic` error as above.
+///
+/// With [`watch_blocking`] set, a poll of the handler that holds its thread for the threshold or
+/// longer is reported, once per call.
 pub async fn guard<T, E>(
     call: BoxFuture<'_, Result<T, Error>>,
     expiry: Option<E>,
@@ -62,10 +67,34 @@ pub async fn guard<T, E>(
 where
     E: Future<Output = ()>,
 {
+    guard_watched(call, expiry, limit, platform, blocking_threshold()).await
+}
+
+/// [`guard`], with the blocked-poll watch given (`None`: not watched, as shutdown hooks are).
+pub(crate) async fn guard_watched<T, E>(
+    call: BoxFuture<'_, Result<T, Error>>,
+    expiry: Option<E>,
+    limit: Limit,
+    platform: Platform,
+    mut watch: Option<Duration>,
+) -> Result<T, Error>
+where
+    E: Future<Output = ()>,
+{
     let mut call = call;
     let mut expiry = pin!(expiry);
     poll_fn(|cx| {
+        let started = watch.map(|_| Instant::now());
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx)));
+        if let (Some(started), Some(threshold)) = (started, watch) {
+            let held = started.elapsed();
+            if held >= threshold {
+                watch = None; // one report per invocation
+                if let Some(report) = REPORT_BLOCKED.get() {
+                    report(held);
+                }
+            }
+        }
         match polled {
             Ok(Poll::Ready(result)) => return Poll::Ready(result),
             Ok(Poll::Pending) => {}
@@ -77,6 +106,31 @@ where
         }
     })
     .await
+}
+
+/// The blocked-poll threshold in nanoseconds; 0 when not watching.
+static BLOCKED_NANOS: AtomicU64 = AtomicU64::new(0);
+static REPORT_BLOCKED: OnceLock<fn(Duration)> = OnceLock::new();
+
+/// Watches every handler run by [`guard`]: a single poll of the handler that holds its thread
+/// for `threshold` or longer (CPU-bound work or a blocking call, without an `.await` that
+/// yields) is passed to `report`, with how long it held, on that thread, inside the
+/// invocation's span, after the poll returns, once per invocation. A zero `threshold` turns it
+/// off. The first `report` given stays.
+///
+/// A watched poll costs two reads of the monotonic clock; an unwatched one a single atomic load
+/// per invocation. `fnkit::run` sets it from `FNKIT_BLOCKED_WARN_MS` (docs/runtime.md).
+pub fn watch_blocking(threshold: Duration, report: fn(Duration)) {
+    let _ = REPORT_BLOCKED.set(report);
+    let nanos = u64::try_from(threshold.as_nanos()).unwrap_or(u64::MAX);
+    BLOCKED_NANOS.store(nanos, Ordering::Relaxed);
+}
+
+fn blocking_threshold() -> Option<Duration> {
+    match BLOCKED_NANOS.load(Ordering::Relaxed) {
+        0 => None,
+        nanos => Some(Duration::from_nanos(nanos)),
+    }
 }
 
 /// The error for a handler that panicked with `payload`.
@@ -179,6 +233,71 @@ mod tests {
             Platform::Lambda,
         ));
         assert!(err.unwrap_err().message().contains("deadline"));
+    }
+
+    #[test]
+    fn a_poll_that_holds_the_thread_is_reported_once() {
+        use std::sync::atomic::AtomicUsize;
+        static REPORTS: AtomicUsize = AtomicUsize::new(0);
+        fn report(held: Duration) {
+            assert!(held >= Duration::from_millis(20), "{held:?}");
+            REPORTS.fetch_add(1, Ordering::SeqCst);
+        }
+        let spin = || {
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_millis(25) {
+                std::hint::spin_loop();
+            }
+        };
+        // Two long polls (one before a yield, one after), one report.
+        let call: BoxFuture<'_, Result<u8, Error>> = Box::pin(async move {
+            spin();
+            let mut yielded = false;
+            std::future::poll_fn(|cx| {
+                if yielded {
+                    Poll::Ready(())
+                } else {
+                    yielded = true;
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            })
+            .await;
+            spin();
+            Ok(1)
+        });
+        let watch = Some(Duration::from_millis(20));
+        let _ = REPORT_BLOCKED.set(report);
+        let out = block_on(guard_watched(
+            call,
+            None::<Pending<()>>,
+            LIMIT,
+            Platform::Local,
+            watch,
+        ));
+        assert_eq!(out.unwrap(), 1);
+        assert_eq!(REPORTS.load(Ordering::SeqCst), 1);
+        // A quick handler, or no watch: nothing.
+        let call: BoxFuture<'_, Result<u8, Error>> = Box::pin(async { Ok(2) });
+        let _ = block_on(guard_watched(
+            call,
+            None::<Pending<()>>,
+            LIMIT,
+            Platform::Local,
+            watch,
+        ));
+        let call: BoxFuture<'_, Result<u8, Error>> = Box::pin(async move {
+            spin();
+            Ok(3)
+        });
+        let _ = block_on(guard_watched(
+            call,
+            None::<Pending<()>>,
+            LIMIT,
+            Platform::Local,
+            None,
+        ));
+        assert_eq!(REPORTS.load(Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -23,6 +23,11 @@ mod platform;
 mod secrets;
 mod shutdown;
 mod trace;
+mod workers;
+
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 pub use body::{Body, BodySender};
 pub use context::{Context, FunctionInfo};
@@ -33,7 +38,7 @@ pub use handler::{http, Handler, Http, IntoFunction};
 pub use platform::Platform;
 pub use secrets::{secret, Secret};
 pub use shutdown::on_shutdown;
-pub use trace::TraceContext;
+pub use trace::{SpanContext, SpanId, TraceContext, TraceId};
 
 #[cfg(feature = "cloudevents")]
 pub use cloudevents;
@@ -58,9 +63,15 @@ pub mod adapter {
     pub mod observe {
         pub use crate::observe::*;
     }
-    pub use crate::guard::{guard, panic_message, Limit};
+    pub use crate::guard::{guard, panic_message, watch_blocking, Limit};
+
+    /// How many threads run handlers: the CPU quota (cgroup v2 or v1, Lambda's memory share)
+    /// and `FNKIT_WORKERS`, read once at start-up.
+    pub mod workers {
+        pub use crate::workers::*;
+    }
     pub use crate::shutdown::{has_shutdown_hooks, run_shutdown_hooks};
-    pub use crate::trace::{trace_context, TraceInput};
+    pub use crate::trace::{begin_traces, trace_context, TraceInput};
 
     /// CloudEvents without a transport: attribute rules, the JSON format, data splitting.
     #[cfg(feature = "cloudevents")]
@@ -88,16 +99,7 @@ pub mod adapter {
 /// assert_eq!(a.as_bytes()[14], b'4'); // version 4
 /// ```
 pub fn new_id() -> String {
-    use std::hash::{BuildHasher, RandomState};
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::sync::OnceLock;
-
-    static SEED: OnceLock<(u64, u64)> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let (k0, k1) = *SEED.get_or_init(|| {
-        let keys = RandomState::new();
-        (keys.hash_one(0u8), keys.hash_one(1u8))
-    });
+    let (k0, k1) = seed();
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     // Version 4 in the 13th hex digit, variant 10xx in the 17th.
     let hi = (mix(n ^ k0) & !0xF000) | 0x4000;
@@ -122,6 +124,25 @@ pub fn new_id() -> String {
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// The process's 128-bit seed, from the OS's randomness (through `std`'s `RandomState`), taken
+/// once.
+fn seed() -> (u64, u64) {
+    static SEED: OnceLock<(u64, u64)> = OnceLock::new();
+    *SEED.get_or_init(|| {
+        let keys = RandomState::new();
+        (keys.hash_one(0u8), keys.hash_one(1u8))
+    })
+}
+
+/// A random 64-bit number for trace and span ids, made as [`new_id`] makes ids (seed and counter
+/// through the mixer): distinct within the process, unpredictable across processes, nanoseconds.
+pub(crate) fn random_u64() -> u64 {
+    let (k0, k1) = seed();
+    mix(COUNTER.fetch_add(1, Ordering::Relaxed).wrapping_add(k1) ^ k0)
+}
 
 /// SplitMix64's output function: a bijection on `u64` that spreads every input bit.
 fn mix(mut z: u64) -> u64 {

@@ -3,7 +3,8 @@
 use std::future::Future;
 use std::sync::Mutex;
 
-use crate::adapter::{guard, BoxFuture, Limit};
+use crate::adapter::{BoxFuture, Limit};
+use crate::guard::guard_watched;
 use crate::Platform;
 
 type Hook = Box<dyn FnOnce() -> BoxFuture<'static, ()> + Send>;
@@ -65,7 +66,15 @@ pub async fn run_shutdown_hooks(platform: Platform, report: impl Fn(&crate::Erro
             hook().await;
             Ok(())
         });
-        if let Err(e) = guard(call, None::<std::future::Pending<()>>, unbounded, platform).await {
+        // A hook is not a request: the blocked-poll watch is for handlers.
+        let guarded = guard_watched(
+            call,
+            None::<std::future::Pending<()>>,
+            unbounded,
+            platform,
+            None,
+        );
+        if let Err(e) = guarded.await {
             report(&e);
         }
     }

@@ -9,13 +9,13 @@ use cloudevents::{Data, Event, EventBuilder};
 use fnkit_core::adapter::{
     ce, trace_context, EventFunction, HttpFunction, Payload, TraceInput, TypedFunction,
 };
-use fnkit_core::{Body, Context, Error, ErrorKind};
+use fnkit_core::{Body, Context, Error, ErrorKind, TraceContext};
 use http::request::Parts;
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 use crate::cloudevents::{self as binding, Mode};
 use crate::reply::{Reply, ReplyBody};
-use crate::service::{json_reply, State};
+use crate::service::{adopt, json_reply, State};
 
 /// How one handler shape answers a request (platform paths and limits are handled before).
 pub(crate) trait Shape: Send + Sync + 'static {
@@ -24,12 +24,15 @@ pub(crate) trait Shape: Send + Sync + 'static {
     /// What triggers it, in OpenTelemetry's `faas.trigger` words.
     const TRIGGER: &'static str;
 
-    /// Reads the request, runs the handler within the time limit, and renders its answer.
+    /// Reads the request, runs the handler within the time limit, and renders its answer. The
+    /// request's trace goes to `trace` (and its ids on the log span) once it is known: the
+    /// headers', or the first event's.
     fn respond<'a>(
         &'a self,
         state: &'a State,
         req: Request<hyper::body::Incoming>,
         request_id: String,
+        trace: &'a mut TraceContext,
     ) -> impl Future<Output = Result<Reply, Error>> + Send + 'a;
 }
 
@@ -44,6 +47,7 @@ impl Shape for dyn TypedFunction {
         state: &State,
         req: Request<hyper::body::Incoming>,
         request_id: String,
+        request_trace: &mut TraceContext,
     ) -> Result<Reply, Error> {
         let (parts, body) = post_only(state, req).await?;
         let ctx = state.context(request_id);
@@ -60,6 +64,7 @@ impl Shape for dyn TypedFunction {
                 headers: Some(&parts.headers),
                 ..TraceInput::default()
             });
+            adopt(request_trace, &trace);
             let ctx = ctx.with_trace(trace).with_headers(parts.headers);
             let out = state.invoke(self.call(Payload::Bytes(body), ctx)).await?;
             return Ok(json_reply(StatusCode::OK, out));
@@ -70,7 +75,7 @@ impl Shape for dyn TypedFunction {
         for event in events {
             let (attributes, payload) = ce::split_data(event);
             let attributes = Arc::new(attributes);
-            let ctx = event_context(&ctx, attributes.clone());
+            let ctx = event_context(&ctx, attributes.clone(), request_trace);
             let out = state.invoke(self.call(payload, ctx.clone())).await?;
             let reply = ctx
                 .reply_to(&attributes)
@@ -93,6 +98,7 @@ impl Shape for dyn EventFunction {
         state: &State,
         req: Request<hyper::body::Incoming>,
         request_id: String,
+        request_trace: &mut TraceContext,
     ) -> Result<Reply, Error> {
         let (parts, body) = post_only(state, req).await?;
         let Some(mode) = binding::detect(&parts.headers)? else {
@@ -104,7 +110,7 @@ impl Shape for dyn EventFunction {
         let ctx = state.context(request_id).with_headers(parts.headers);
         let mut replies = Vec::with_capacity(events.len());
         for event in events {
-            let ctx = event_context(&ctx, Arc::new(ce::without_data(&event)));
+            let ctx = event_context(&ctx, Arc::new(ce::without_data(&event)), request_trace);
             if let Some(reply) = state.invoke(self.call(event, ctx)).await? {
                 replies.push(reply);
             }
@@ -124,6 +130,7 @@ impl Shape for dyn HttpFunction {
         state: &State,
         req: Request<hyper::body::Incoming>,
         request_id: String,
+        request_trace: &mut TraceContext,
     ) -> Result<Reply, Error> {
         // The time limit covers the whole answer, a streamed body included.
         let deadline = tokio::time::Instant::now() + state.config.timeout;
@@ -133,6 +140,7 @@ impl Shape for dyn HttpFunction {
             headers: Some(&parts.headers),
             ..TraceInput::default()
         });
+        adopt(request_trace, &trace);
         let ctx = state.context(request_id).with_trace(trace);
         let req = Request::from_parts(parts, Body::from(body));
         let resp = state.invoke(self.call(req, ctx)).await?;
@@ -162,14 +170,17 @@ async fn post_only(
 }
 
 /// The context of one event of a request: the trace from the headers or the event, and the
-/// event's attributes (its data left out).
-fn event_context(ctx: &Context, attributes: Arc<Event>) -> Context {
+/// event's attributes (its data left out). Every event of a request has the request's span id;
+/// the first trace found is the request's.
+fn event_context(ctx: &Context, attributes: Arc<Event>, request: &mut TraceContext) -> Context {
     let headers: &HeaderMap = ctx.headers();
     let trace = trace_context(TraceInput {
         headers: Some(headers),
         event: Some(&attributes),
+        span_id: request.span.map(|s| s.span_id),
         ..TraceInput::default()
     });
+    adopt(request, &trace);
     ctx.clone().with_trace(trace).with_event(attributes)
 }
 

@@ -7,9 +7,11 @@
 //! binary links the request path of one shape and matches nothing per request.
 //!
 //! What it does for every request:
-//! - `GET /health` (liveness, with version and uptime) and `/ready` (503 once shutdown began)
-//!   are answered without the handler, as is any request from a Kubernetes or Knative probe
-//!   (`K-Kubelet-Probe` header, `kube-probe/` user agent); OpenFaaS adds `/_/health`, `/_/ready`.
+//! - `GET /health` (liveness, with version, uptime, workers, CPU quota and resident memory) and
+//!   `/ready` (503 once shutdown began) are answered without the handler, as is any request
+//!   from a Kubernetes or Knative probe (`K-Kubelet-Probe` header, `kube-probe/` user agent);
+//!   OpenFaaS adds `/_/health`, `/_/ready`. A thread of their own answers them on new
+//!   connections while a handler holds every worker (docs/runtime.md).
 //! - bodies over [`Config::max_body_bytes`] get 413, slow bodies 408, handlers past
 //!   [`Config::timeout`] 504, a panicking handler 500 — and the process goes on serving.
 //! - every error is a JSON body `{"error":"<kind>","message":"..."}`.
@@ -24,6 +26,7 @@ mod dispatch;
 mod openfaas;
 mod probes;
 mod reply;
+mod sentinel;
 mod server;
 mod service;
 

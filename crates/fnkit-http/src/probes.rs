@@ -41,6 +41,14 @@ impl State {
     }
 
     fn health(&self) -> Reply {
+        // As `fnkit::run` set them; embedded in a runtime of one's own, that runtime's size.
+        let (workers, cpu_quota) = match fnkit_core::adapter::workers::current() {
+            Some(w) => (w.count, w.cpu_quota),
+            None => (
+                tokio::runtime::Handle::try_current().map_or(1, |h| h.metrics().num_workers()),
+                None,
+            ),
+        };
         let body = serde_json::json!({
             "status": "ok",
             "function": self.info.name,
@@ -48,6 +56,9 @@ impl State {
             "platform": self.info.platform.as_str(),
             "fnkit": env!("CARGO_PKG_VERSION"),
             "uptime_secs": self.started.elapsed().as_secs_f64(),
+            "workers": workers,
+            "cpu_quota": cpu_quota,
+            "rss_bytes": rss_bytes(),
         });
         json_reply(StatusCode::OK, body.to_string().into_bytes())
     }
@@ -61,5 +72,34 @@ impl State {
                 br#"{"status":"shutting down"}"#.to_vec(),
             )
         }
+    }
+}
+
+/// The process's resident set size now, in bytes: `/proc/self/statm`'s resident pages (4 KiB
+/// pages on x86_64); elsewhere, where pages may be 16 or 64 KiB, `VmRSS` of `/proc/self/status`.
+/// `None` where `/proc` is not there.
+fn rss_bytes() -> Option<u64> {
+    if cfg!(target_arch = "x86_64") {
+        let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        return Some(pages * 4096);
+    }
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn rss_is_read_from_proc() {
+        let rss = super::rss_bytes().expect("/proc/self is readable on Linux");
+        assert!(rss > 100 * 1024, "{rss}");
     }
 }

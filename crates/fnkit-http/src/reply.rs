@@ -38,6 +38,14 @@ impl ReplyBody {
         Self(Kind::Whole((!bytes.is_empty()).then_some(bytes)))
     }
 
+    /// The bytes of a whole body (empty for an empty one); `None` for a stream.
+    pub(crate) fn into_whole(self) -> Option<Bytes> {
+        match self.0 {
+            Kind::Whole(bytes) => Some(bytes.unwrap_or_default()),
+            Kind::Stream { .. } => None,
+        }
+    }
+
     /// A handler's body: whole, or streamed until `deadline`.
     pub(crate) fn of(body: Body, deadline: Instant) -> Self {
         if body.is_stream() {

@@ -1,6 +1,7 @@
 //! Listening, accepting, and shutting down gracefully.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 use crate::dispatch::Shape;
+use crate::sentinel::{Handoff, Sentinel};
 use crate::service::{handle, State};
 use crate::Config;
 
@@ -48,6 +50,9 @@ pub(crate) fn shutdown_signal() -> Result<impl Future<Output = ()>, Error> {
 /// up to [`Config::shutdown_timeout`]; idle keep-alive connections are closed; then it returns
 /// `Ok(())`.
 ///
+/// Beside the runtime, the probe thread ([`Sentinel`]) answers health, readiness and probe
+/// requests on new connections while a handler holds every worker.
+///
 /// # Errors
 /// When the address cannot be bound.
 pub(crate) async fn serve_with<S: Shape + ?Sized>(
@@ -57,9 +62,30 @@ pub(crate) async fn serve_with<S: Shape + ?Sized>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let addr = config.addr;
-    let listener = bind(addr)?;
+    let std_listener = bind(addr)?;
+    // The probe thread's own handle on the socket (a dup: closed when the thread stops).
+    let probe_listener = std_listener.try_clone();
+    let listener = TcpListener::from_std(std_listener).map_err(Error::internal)?;
     let platform = info.platform;
     let state = Arc::new(State::new(info, config));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let probes = match probe_listener {
+        Ok(l) => {
+            let (sentinel, handoff) = Sentinel::new(l, state.clone(), accepted.clone());
+            state.probe_thread.set(sentinel.clone());
+            Probes {
+                sentinel: Some(sentinel),
+                handoff: Some(handoff),
+            }
+        }
+        Err(e) => {
+            tracing::warn!("no probe thread ({e}); probes wait for busy handlers");
+            Probes {
+                sentinel: None,
+                handoff: None,
+            }
+        }
+    };
     if platform == Platform::Local {
         tracing::info!(
             platform = platform.as_str(),
@@ -76,22 +102,35 @@ pub(crate) async fn serve_with<S: Shape + ?Sized>(
 
     tokio::pin!(shutdown);
     let serving = Serving {
-        listener: &listener,
         builder: &builder,
         graceful: &graceful,
         state: &state,
         function: &function,
+        accepted: &accepted,
     };
-    serving.accept_until(&mut shutdown).await;
+    serving
+        .accept_until(&listener, &mut shutdown, &probes)
+        .await;
     state.begin_shutdown();
     let linger = state.config.accept_after_signal;
     if !linger.is_zero() {
         tracing::info!("still accepting for {linger:?} as the platform keeps routing traffic");
         let deadline = tokio::time::sleep(linger);
         tokio::pin!(deadline);
-        serving.accept_until(&mut deadline).await;
+        serving
+            .accept_until(&listener, &mut deadline, &probes)
+            .await;
     }
     drop(listener);
+    if let Some(sentinel) = &probes.sentinel {
+        sentinel.stop();
+    }
+    // Connections the probe thread took and handed over are in flight like any other.
+    if let Some(handoff) = &probes.handoff {
+        for stream in handoff.take() {
+            serving.serve_std(stream);
+        }
+    }
 
     let open = graceful.count();
     tracing::info!(open_connections = open, "draining");
@@ -150,7 +189,7 @@ fn connection_builder(read_timeout: Duration) -> ConnBuilder {
     }
 }
 
-fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
+fn bind(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, Error> {
     let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
         Error::new(
             ErrorKind::Internal,
@@ -161,34 +200,60 @@ fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
     std_listener
         .set_nonblocking(true)
         .map_err(Error::internal)?;
-    TcpListener::from_std(std_listener).map_err(Error::internal)
+    Ok(std_listener)
 }
 
 /// What the accept loop needs, borrowed.
 struct Serving<'a, S: ?Sized> {
-    listener: &'a TcpListener,
     builder: &'a ConnBuilder,
     graceful: &'a GracefulShutdown,
     state: &'a Arc<State>,
     function: &'a Arc<S>,
+    /// Connections accepted so far: the probe thread's sign that the runtime is not stuck.
+    accepted: &'a AtomicU64,
 }
 
 impl<S: Shape + ?Sized> Serving<'_, S> {
-    /// Accepts connections and serves each on its own task until `stop` resolves.
-    async fn accept_until<F: Future<Output = ()> + Unpin>(&self, stop: &mut F) {
+    /// Accepts connections, and takes those the probe thread hands over, and serves each on its
+    /// own task until `stop` resolves.
+    async fn accept_until<F: Future<Output = ()> + Unpin>(
+        &self,
+        listener: &TcpListener,
+        stop: &mut F,
+        probes: &Probes,
+    ) {
         loop {
             tokio::select! {
                 biased;
                 () = &mut *stop => return,
-                accepted = self.listener.accept() => match accepted {
-                    Ok((stream, _peer)) => self.serve_connection(stream),
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _peer)) => {
+                        self.accepted.fetch_add(1, Ordering::Relaxed);
+                        self.serve_connection(stream);
+                    }
                     Err(e) => {
                         // Out of file descriptors and the like: back off instead of spinning.
                         tracing::warn!("accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(10)).await;
                     }
-                }
+                },
+                event = probes.next() => match event {
+                    ProbeEvent::Start(sentinel) => sentinel.start(),
+                    ProbeEvent::HandedOver(streams) => {
+                        for stream in streams {
+                            self.serve_std(stream);
+                        }
+                    }
+                },
             }
+        }
+    }
+
+    /// Serves a connection the probe thread accepted (its first request still unread).
+    fn serve_std(&self, stream: std::net::TcpStream) {
+        match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => self.serve_connection(stream),
+            Err(e) => tracing::debug!("a handed-over connection was lost: {e}"),
         }
     }
 
@@ -207,4 +272,29 @@ impl<S: Shape + ?Sized> Serving<'_, S> {
             }
         });
     }
+}
+
+/// The probe thread, where there is one, and the connections it hands over.
+struct Probes {
+    sentinel: Option<Sentinel>,
+    handoff: Option<Arc<Handoff>>,
+}
+
+impl Probes {
+    /// What the accept loop is to do for the probe thread: start it (a request asked for it),
+    /// or serve the connections it handed over. Never, without a probe thread.
+    async fn next(&self) -> ProbeEvent<'_> {
+        let (Some(sentinel), Some(handoff)) = (&self.sentinel, &self.handoff) else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            () = sentinel.asked() => ProbeEvent::Start(sentinel),
+            streams = handoff.next() => ProbeEvent::HandedOver(streams),
+        }
+    }
+}
+
+enum ProbeEvent<'a> {
+    Start(&'a Sentinel),
+    HandedOver(Vec<std::net::TcpStream>),
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use fnkit_core::adapter::{guard, observe, BoxFuture, Limit};
-use fnkit_core::{Context, Error, ErrorKind, FunctionInfo};
+use fnkit_core::{Context, Error, ErrorKind, FunctionInfo, TraceContext};
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
 use tracing::Instrument;
@@ -23,6 +23,8 @@ pub(crate) struct State {
     pub(crate) started: Instant,
     shutting_down: AtomicBool,
     inflight: AtomicUsize,
+    /// The probe thread, started by the first request (docs/runtime.md).
+    pub(crate) probe_thread: crate::sentinel::ProbeStart,
 }
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
@@ -35,6 +37,7 @@ impl State {
             started: Instant::now(),
             shutting_down: AtomicBool::new(false),
             inflight: AtomicUsize::new(0),
+            probe_thread: crate::sentinel::ProbeStart::default(),
         }
     }
 
@@ -79,6 +82,7 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
     function: Arc<S>,
     req: Request<hyper::body::Incoming>,
 ) -> Result<Reply, Infallible> {
+    state.probe_thread.on_request();
     if let Some(reply) = state.answer_platform_paths(&req) {
         return Ok(reply);
     }
@@ -94,7 +98,16 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
     };
     let request_id = request_id_of(req.headers());
     let observing = observe::observed().then(|| Observing::start::<S>(&state, &req, &request_id));
-    let span = tracing::info_span!("request", request_id = request_id.as_str());
+    // `trace_id` and `span_id` are recorded by the shape once the trace is final (a CloudEvent's
+    // extension counts where the headers carry none: docs/tracing.md), so every line the handler
+    // logs has them; a line logged before (a body that cannot be read) has the request id only.
+    let span = tracing::info_span!(
+        "request",
+        request_id = request_id.as_str(),
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty
+    );
+    let mut trace = TraceContext::default();
     // The access line is a debug one: gather its parts only when it will be written.
     let access = tracing::enabled!(tracing::Level::DEBUG).then(|| {
         (
@@ -105,7 +118,7 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
     });
     let mut failed = None;
     let reply = function
-        .respond(&state, req, request_id)
+        .respond(&state, req, request_id, &mut trace)
         .instrument(span.clone())
         .await
         .unwrap_or_else(|e| {
@@ -114,7 +127,7 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
             error_reply(&e)
         });
     if let Some(o) = observing {
-        o.finish::<S>(&state, reply.status().as_u16(), failed);
+        o.finish::<S>(&state, &trace, reply.status().as_u16(), failed);
     }
     if let Some((started, method, path)) = access {
         span.in_scope(|| {
@@ -133,7 +146,9 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
 /// What an observed request keeps to report its end: only gathered when an observer is set.
 struct Observing {
     request_id: String,
-    trace: fnkit_core::TraceContext,
+    /// The headers' trace, for a request refused before its shape read one (a 405, a body too
+    /// large).
+    fallback: TraceContext,
     method: http::Method,
     path: String,
     started: std::time::SystemTime,
@@ -152,7 +167,7 @@ impl Observing {
         });
         Self {
             request_id: request_id.to_owned(),
-            trace: fnkit_core::adapter::trace_context(fnkit_core::adapter::TraceInput {
+            fallback: fnkit_core::adapter::trace_context(fnkit_core::adapter::TraceInput {
                 headers: Some(req.headers()),
                 ..Default::default()
             }),
@@ -163,12 +178,22 @@ impl Observing {
         }
     }
 
-    fn finish<S: Shape + ?Sized>(self, state: &State, status: u16, error: Option<ErrorKind>) {
+    fn finish<S: Shape + ?Sized>(
+        self,
+        state: &State,
+        trace: &TraceContext,
+        status: u16,
+        error: Option<ErrorKind>,
+    ) {
         observe::finished(&observe::Record {
             platform: state.info.platform,
             shape: S::NAME,
             request_id: &self.request_id,
-            trace: &self.trace,
+            trace: if trace.span.is_some() {
+                trace
+            } else {
+                &self.fallback
+            },
             started: self.started,
             duration: self.clock.elapsed(),
             status,
@@ -177,6 +202,15 @@ impl Observing {
             trigger: S::TRIGGER,
             cold_start: observe::take_cold_start(),
         });
+    }
+}
+
+/// [`observe::adopt`], and the adopted span's ids on the request's log span, the current one.
+pub(crate) fn adopt(request: &mut TraceContext, found: &TraceContext) {
+    if let Some(span) = observe::adopt(request, found) {
+        let current = tracing::Span::current();
+        current.record("trace_id", span.trace_id.as_str());
+        current.record("span_id", span.span_id.as_str());
     }
 }
 

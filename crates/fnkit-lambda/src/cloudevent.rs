@@ -12,21 +12,31 @@ use fnkit_core::adapter::{ce, new_id, trace_context, EventFunction, TraceInput};
 use fnkit_core::cloudevents::{Event, EventBuilder, EventBuilderV10};
 use serde_json::{Map, Value};
 
-use fnkit_core::{Context, Error};
+use fnkit_core::{Context, Error, TraceContext};
 
 /// Runs a CloudEvent handler on a Lambda payload.
 pub(crate) async fn handle(
     f: &dyn EventFunction,
     payload: Bytes,
     ctx: Context,
+    invocation: &mut TraceContext,
 ) -> Result<Bytes, Error> {
-    let event = to_event(&payload)?;
+    let event = match to_event(&payload) {
+        Ok(event) => event,
+        Err(e) => {
+            crate::invoke::adopt(invocation, ctx.trace());
+            return Err(e);
+        }
+    };
     let attributes = ce::without_data(&event);
+    // The event's trace extension wins over the platform's X-Ray header; the span id stays.
     let trace = trace_context(TraceInput {
         xray: ctx.trace().xray_trace_id.as_deref(),
         event: Some(&attributes),
+        span_id: ctx.trace().span.map(|s| s.span_id),
         ..TraceInput::default()
     });
+    crate::invoke::adopt(invocation, &trace);
     let ctx = ctx.with_trace(trace).with_event(Arc::new(attributes));
     match f.call(event, ctx).await? {
         Some(reply) => ce::encode(reply).map(Bytes::from),

@@ -21,7 +21,7 @@ use fnkit_core::adapter::{trace_context, HttpFunction, TraceInput};
 
 use crate::invoke::Answer;
 use crate::stream::Streamed;
-use fnkit_core::{Body, Context, Error};
+use fnkit_core::{Body, Context, Error, TraceContext};
 
 /// Where an HTTP event came from, told apart by explicit markers, not by which type happens to
 /// deserialise (§2.1).
@@ -105,10 +105,18 @@ pub(crate) async fn handle(
     f: &dyn HttpFunction,
     payload: Bytes,
     ctx: Context,
+    trace: &mut TraceContext,
 ) -> Result<Answer, Error> {
-    let source = detect(&payload)?;
-    let req = to_request(source, &payload)?;
+    let decoded = detect(&payload).and_then(|source| Ok((source, to_request(source, &payload)?)));
+    let (source, req) = match decoded {
+        Ok(decoded) => decoded,
+        Err(e) => {
+            crate::invoke::adopt(trace, ctx.trace());
+            return Err(e);
+        }
+    };
     let ctx = with_request_headers(ctx, req.headers());
+    crate::invoke::adopt(trace, ctx.trace());
     let resp = f.call(req, ctx).await?;
     if !resp.body().is_stream() {
         return to_payload(source, resp).map(Answer::Payload);
@@ -173,11 +181,12 @@ mod http_serde_headers {
 }
 
 /// The context with the request's headers and the trace they carry (the invocation's X-Ray
-/// header first), read by the rule every platform uses.
+/// header first), read by the rule every platform uses; the invocation's span id stays.
 fn with_request_headers(ctx: Context, headers: &HeaderMap) -> Context {
     let trace = trace_context(TraceInput {
         headers: Some(headers),
         xray: ctx.trace().xray_trace_id.as_deref(),
+        span_id: ctx.trace().span.map(|s| s.span_id),
         ..TraceInput::default()
     });
     ctx.with_trace(trace).with_headers(headers.clone())

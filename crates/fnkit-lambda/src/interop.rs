@@ -117,7 +117,10 @@ impl LambdaService {
         let run =
             move |payload: Bytes, ctx: Context| -> BoxFuture<'static, Result<Answer, Error>> {
                 let function = function.clone();
-                Box::pin(async move { invoke::run_handler(&*function, payload, ctx).await })
+                Box::pin(async move {
+                    let mut trace = fnkit_core::TraceContext::default();
+                    invoke::run_handler(&*function, payload, ctx, &mut trace).await
+                })
             };
         Self {
             run: Arc::new(run),
@@ -137,7 +140,12 @@ impl Service<LambdaEvent<serde_json::Value>> for LambdaService {
 
     fn call(&mut self, event: LambdaEvent<serde_json::Value>) -> Self::Future {
         let (run, info) = (self.run.clone(), self.info.clone());
-        let span = tracing::error_span!("invoke", request_id = %event.context.request_id);
+        let span = tracing::error_span!(
+            "invoke",
+            request_id = %event.context.request_id,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty
+        );
         Box::pin(
             async move {
                 invoke_once(&*run, &info, event)
@@ -468,7 +476,12 @@ mod tests {
         let bytes = Bytes::from(serde_json::to_vec(&payload).unwrap());
         let ctx = Context::new(info(), "id-1");
         let Answer::Payload(expected) = rt()
-            .block_on(crate::http_event::handle(&Echo, bytes, ctx))
+            .block_on(crate::http_event::handle(
+                &Echo,
+                bytes,
+                ctx,
+                &mut Default::default(),
+            ))
             .unwrap()
         else {
             panic!("a stream")

@@ -14,7 +14,7 @@ use fnkit_core::adapter::{
     guard, observe, trace_context, BoxFuture, HttpFunction, Limit, Payload, TraceInput,
     TypedFunction,
 };
-use fnkit_core::{Context, Error, ErrorKind, FunctionInfo};
+use fnkit_core::{Context, Error, ErrorKind, FunctionInfo, TraceContext};
 
 use crate::client::{Diagnostic, RuntimeApi};
 use crate::stream::{StreamBody, Streamed};
@@ -101,8 +101,14 @@ async fn run<D: Dispatch + ?Sized>(
             })?
             .to_owned();
         // At ERROR level so the span (and the request id on every line) exists whatever the
-        // log level: an INFO span would vanish under AWS_LAMBDA_LOG_LEVEL=WARN.
-        let span = tracing::error_span!("invoke", request_id = %request_id);
+        // log level: an INFO span would vanish under AWS_LAMBDA_LOG_LEVEL=WARN. `trace_id` and
+        // `span_id` are recorded by the shape once it has read the payload's trace (docs/tracing.md).
+        let span = tracing::error_span!(
+            "invoke",
+            request_id = %request_id,
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty
+        );
         invoke_once(
             api,
             function,
@@ -145,14 +151,11 @@ async fn invoke_once<D: Dispatch + ?Sized>(
         });
         (SystemTime::now(), std::time::Instant::now())
     });
-    let (mut deadline, mut trace) = (None, None);
+    let (mut deadline, mut trace) = (None, TraceContext::default());
     let outcome = match context(info, request_id, headers, trace_id) {
         Ok(ctx) => {
             deadline = ctx.deadline();
-            if observing.is_some() {
-                trace = Some(ctx.trace().clone());
-            }
-            run_handler(function, payload, ctx).await
+            run_handler(function, payload, ctx, &mut trace).await
         }
         Err(e) => Err(e),
     };
@@ -199,7 +202,7 @@ async fn invoke_once<D: Dispatch + ?Sized>(
             platform: info.platform,
             shape: D::NAME,
             request_id,
-            trace: &trace.unwrap_or_default(),
+            trace: &trace,
             started,
             duration: clock.elapsed(),
             status,
@@ -254,6 +257,15 @@ pub(crate) fn too_large(len: usize) -> Error {
         ErrorKind::PayloadTooLarge,
         format!("the response is {len} bytes; Lambda accepts at most {MAX_RESPONSE_BYTES}"),
     )
+}
+
+/// [`observe::adopt`], and the adopted span's ids on the invocation's log span, the current one.
+pub(crate) fn adopt(invocation: &mut TraceContext, found: &TraceContext) {
+    if let Some(span) = observe::adopt(invocation, found) {
+        let current = tracing::Span::current();
+        current.record("trace_id", span.trace_id.as_str());
+        current.record("span_id", span.span_id.as_str());
+    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -338,11 +350,12 @@ fn absolute_deadline_ms(ms: u64) -> u64 {
 }
 
 /// Runs the handler of whatever shape, stopped [`DEADLINE_MARGIN`] before the deadline, with
-/// panics caught.
+/// panics caught. The invocation's trace, once the shape has read it, goes to `trace`.
 pub(crate) async fn run_handler<D: Dispatch + ?Sized>(
     function: &D,
     payload: Bytes,
     ctx: Context,
+    trace: &mut TraceContext,
 ) -> Result<Answer, Error> {
     let expiry = ctx.deadline().map(|deadline| {
         let left = deadline
@@ -353,7 +366,7 @@ pub(crate) async fn run_handler<D: Dispatch + ?Sized>(
     });
     let platform = ctx.platform();
     guard(
-        function.dispatch(payload, ctx),
+        function.dispatch(payload, ctx, trace),
         expiry,
         Limit::Deadline,
         platform,
@@ -380,16 +393,29 @@ pub(crate) trait Dispatch: Send + Sync {
     /// What triggers it, in OpenTelemetry's `faas.trigger` words.
     const TRIGGER: &'static str;
 
-    /// Runs the handler on one invocation's payload.
-    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Answer, Error>>;
+    /// Runs the handler on one invocation's payload. The invocation's trace (the platform's, or
+    /// the payload's where it carries one) goes to `trace` through [`adopt`] before the handler
+    /// runs.
+    fn dispatch<'a>(
+        &'a self,
+        payload: Bytes,
+        ctx: Context,
+        trace: &'a mut TraceContext,
+    ) -> BoxFuture<'a, Result<Answer, Error>>;
 }
 
 impl Dispatch for dyn TypedFunction {
     const NAME: &'static str = "typed";
     const TRIGGER: &'static str = "other";
 
-    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Answer, Error>> {
+    fn dispatch<'a>(
+        &'a self,
+        payload: Bytes,
+        ctx: Context,
+        trace: &'a mut TraceContext,
+    ) -> BoxFuture<'a, Result<Answer, Error>> {
         Box::pin(async move {
+            adopt(trace, ctx.trace());
             let out = self.call(Payload::Bytes(payload), ctx).await?;
             Ok(Answer::Payload(Bytes::from(out)))
         })
@@ -400,8 +426,13 @@ impl Dispatch for dyn HttpFunction {
     const NAME: &'static str = "http";
     const TRIGGER: &'static str = "http";
 
-    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Answer, Error>> {
-        Box::pin(crate::http_event::handle(self, payload, ctx))
+    fn dispatch<'a>(
+        &'a self,
+        payload: Bytes,
+        ctx: Context,
+        trace: &'a mut TraceContext,
+    ) -> BoxFuture<'a, Result<Answer, Error>> {
+        Box::pin(crate::http_event::handle(self, payload, ctx, trace))
     }
 }
 
@@ -410,9 +441,14 @@ impl Dispatch for dyn EventFunction {
     const NAME: &'static str = "event";
     const TRIGGER: &'static str = "pubsub";
 
-    fn dispatch(&self, payload: Bytes, ctx: Context) -> BoxFuture<'_, Result<Answer, Error>> {
+    fn dispatch<'a>(
+        &'a self,
+        payload: Bytes,
+        ctx: Context,
+        trace: &'a mut TraceContext,
+    ) -> BoxFuture<'a, Result<Answer, Error>> {
         Box::pin(async move {
-            let out = crate::cloudevent::handle(self, payload, ctx).await?;
+            let out = crate::cloudevent::handle(self, payload, ctx, trace).await?;
             Ok(Answer::Payload(out))
         })
     }
@@ -462,6 +498,7 @@ mod tests {
                 &f as &dyn TypedFunction,
                 Bytes::from_static(b"0"),
                 ctx,
+                &mut TraceContext::default(),
             ))
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Panic);
@@ -477,7 +514,12 @@ mod tests {
         let ctx = Context::new(info(), "r").with_timeout(Duration::from_millis(120));
         let started = std::time::Instant::now();
         let e = rt()
-            .block_on(run_handler(&f as &dyn TypedFunction, Bytes::new(), ctx))
+            .block_on(run_handler(
+                &f as &dyn TypedFunction,
+                Bytes::new(),
+                ctx,
+                &mut TraceContext::default(),
+            ))
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Timeout);
         assert!(

@@ -44,14 +44,22 @@
 //! `FNKIT_PLATFORM=lambda|knative|openfaas|local` overrides detection. All features are on by
 //! default; a function that only ships to one platform turns the others off to build a smaller
 //! binary. `json-logs` (default) installs a JSON-lines log subscriber on stdout; `cloudevents`
-//! (implied by `knative` and `openfaas`) enables [`events()`].
+//! (implied by `knative` and `openfaas`) enables [`events()`]; `multi-thread` (default) runs more
+//! than one worker thread where the CPU quota asks (without it, one whatever the quota, and about
+//! 110 KB less binary).
 //!
 //! ## Configuration (HTTP platforms)
 //! `PORT` (8080), `FNKIT_MAX_BODY_BYTES` (6 MiB), `FNKIT_TIMEOUT_SECS` (300),
 //! `FNKIT_SHUTDOWN_TIMEOUT_SECS` (25), `RUST_LOG` (info).
+//!
+//! Everywhere: `FNKIT_WORKERS` (from the CPU quota; 1 without one) and `FNKIT_BLOCKED_WARN_MS`
+//! (100; 0 turns the warning off) — see [`run`] and [`blocking`].
 
 #[cfg(feature = "json-logs")]
 mod logging;
+mod runtime;
+
+pub use runtime::blocking;
 
 /// A guide to the three handler shapes, state, and errors (its examples are compiled as tests).
 #[cfg(feature = "cloudevents")]
@@ -167,13 +175,22 @@ use fnkit_core::adapter::{HttpFunction, ShapeVisitor, TypedFunction};
 
 /// Runs `handler` on the platform the process finds itself on, until the platform stops it.
 ///
-/// Builds a current-thread Tokio runtime (one thread: the cheapest start), installs the log
-/// subscriber, detects the platform ([`Platform::detect`]) and serves. Returns `Ok(())` after a
-/// graceful shutdown (SIGTERM or SIGINT), so `main` exits 0.
+/// Installs the log subscriber, detects the platform ([`Platform::detect`]), builds the Tokio
+/// runtime and serves. Returns `Ok(())` after a graceful shutdown (SIGTERM or SIGINT), so `main`
+/// exits 0.
+///
+/// The runtime is current-thread (one thread: the cheapest start) at one worker, which is the
+/// default and what a container with at most one CPU of quota gets; a CPU quota above one CPU
+/// (cgroup v2 `cpu.max` or v1 `cpu.cfs_quota_us`), or `FNKIT_WORKERS=N`, gives a multi-thread
+/// runtime of ⌈quota⌉ (or N) workers, never more than the CPUs the process may run on. On Lambda
+/// one worker unless `AWS_LAMBDA_MAX_CONCURRENCY` > 1. On the HTTP platforms, health, readiness
+/// and probe requests are answered even while a handler holds every worker; CPU-bound work
+/// belongs in [`blocking`]. The repository's `docs/runtime.md` has the details and their costs.
 ///
 /// # Errors
-/// A configuration error (an unknown `FNKIT_PLATFORM`, a bad `PORT`, a port already in use, a
-/// platform this binary was built without), named in the error's message.
+/// A configuration error (an unknown `FNKIT_PLATFORM`, a bad `PORT`, `FNKIT_WORKERS` or
+/// `FNKIT_BLOCKED_WARN_MS`, a port already in use, a platform this binary was built without),
+/// named in the error's message.
 pub fn run<M>(handler: impl IntoFunction<M>) -> Result<(), Error> {
     let detected = Platform::detect();
     #[cfg(feature = "json-logs")]
@@ -183,10 +200,17 @@ pub fn run<M>(handler: impl IntoFunction<M>) -> Result<(), Error> {
     })?;
     install_panic_hook();
     let info = Arc::new(FunctionInfo::from_env(platform));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::internal)?;
+    // One worker (current-thread) unless the CPU quota or FNKIT_WORKERS says more
+    // (docs/runtime.md).
+    let runtime = runtime::build(platform).inspect_err(|e| {
+        tracing::error!(error = e.kind().as_str(), "{}", e.message());
+    })?;
+    // Feature `metrics`: counts invocations unless FNKIT_METRICS=off (docs/metrics.md).
+    #[cfg(feature = "metrics")]
+    fnkit_metrics::install();
+    // Feature `otel`: spans to OTEL_EXPORTER_OTLP_ENDPOINT when it is set (docs/tracing.md).
+    #[cfg(feature = "otel")]
+    fnkit_otel::install();
     // The shape is resolved at compile time: each platform's entry point of that one shape is
     // linked (a typed function carries no API Gateway types), and nothing is matched per request.
     let result = handler.visit(Launch {

@@ -1,7 +1,8 @@
 //! `echo-event`: a CloudEvent function. Replies with the incoming event's `data`,
-//! `datacontenttype` and `subject`, from this function's `source`, with `type` = incoming + `.reply`,
-//! and the invocation's W3C `traceparent` (from the request headers or the event's
-//! distributed-tracing extension, whichever fnkit found valid) as the reply's extension.
+//! `datacontenttype` and `subject`, from this function's `source`, with `type` = incoming + `.reply`.
+//! `Context::reply_to` gives the reply the distributed-tracing extension: a `traceparent` in the
+//! invocation's trace (from the request headers, the event's extension or X-Ray, whichever fnkit
+//! found valid) naming this invocation's span as the parent.
 //!
 //! To show how errors map to statuses a broker understands, an event with the extension
 //! `fail=transient` fails with a retryable 500 and `fail=permanent` with a final 422. The
@@ -27,9 +28,6 @@ async fn echo(mut event: Event, ctx: Context) -> Result<Option<Event>, Error> {
         .build()
         .map_err(|e| Error::internal(e.to_string()))?;
     reply.set_subject(event.subject());
-    if let Some(traceparent) = &ctx.trace().traceparent {
-        reply.set_extension("traceparent", traceparent.as_str());
-    }
     if reply_mode.as_deref() == Some("invalid") {
         reply.set_extension("Not_Valid", "x");
     }

@@ -9,6 +9,12 @@
 //! `FNKIT_TIMEOUT_SECS` the answer is a 504). `/secret?name=X` answers `{"secret_length": n}` for
 //! the secret `X` (`fnkit::secret`: `FNKIT_SECRETS_DIR`, else `/var/openfaas/secrets`), never
 //! its value, or a 404 naming it.
+//!
+//! `/spin?ms=N` computes for N milliseconds (a busy loop, no `.await`) on the handler's own
+//! thread before answering: what a first CPU-bound handler looks like. fnkit still answers
+//! `/health`, `/ready` and probes meanwhile, and logs a warning naming the request
+//! (`FNKIT_BLOCKED_WARN_MS`). `/spin?ms=N&blocking=1` does the same work through
+//! `fnkit::blocking`, off the handler's thread, as CPU-bound work should be run.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,6 +32,18 @@ async fn echo(req: Request<Body>, ctx: Context) -> Result<Response<Body>, Error>
     }
     if path == "/stream" {
         return Ok(stream(req.uri().query()));
+    }
+    if path == "/spin" {
+        let query = req.uri().query();
+        let ms = query_param(query, "ms")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000);
+        let work = Duration::from_millis(ms);
+        if query_param(query, "blocking") == Some("1") {
+            fnkit::blocking(move || spin(work)).await?;
+        } else {
+            spin(work);
+        }
     }
     if path == "/sleep" {
         let ms = query_param(req.uri().query(), "ms")
@@ -109,6 +127,21 @@ fn stream(query: Option<&str>) -> Response<Body> {
         header::HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     resp
+}
+
+/// Computes for `work`: a busy loop that never yields, as CPU-bound code does.
+fn spin(work: Duration) -> u64 {
+    let started = std::time::Instant::now();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    while started.elapsed() < work {
+        for _ in 0..1000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        x = std::hint::black_box(x);
+    }
+    x
 }
 
 fn query_param<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {

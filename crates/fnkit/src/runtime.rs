@@ -1,0 +1,207 @@
+//! The Tokio runtime handlers run on, sized by the CPU quota (docs/runtime.md), the warning for
+//! handlers that hold it, and [`blocking`] for CPU-bound work.
+
+use std::num::NonZeroUsize;
+use std::path::Path;
+use std::time::Duration;
+
+use fnkit_core::adapter::{env_var, workers};
+use fnkit_core::{Error, ErrorKind, Platform};
+
+/// The default of `FNKIT_BLOCKED_WARN_MS`.
+const BLOCKED_WARN_MS: u64 = 100;
+
+/// Builds the runtime for `platform`: current-thread at one worker (one thread: the cheapest
+/// start, and all a sequential Lambda loop or a one-CPU container can use), multi-thread with
+/// that many workers above. Also sets the blocked-handler warning.
+///
+/// # Errors
+/// A bad `FNKIT_WORKERS` or `FNKIT_BLOCKED_WARN_MS`, or a runtime that cannot be built.
+pub(crate) fn build(platform: Platform) -> Result<tokio::runtime::Runtime, Error> {
+    let workers = workers::plan(
+        platform,
+        lambda_concurrency(),
+        env_var,
+        workers::read_under(Path::new(workers::CGROUP_ROOT)),
+        || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+    )?;
+    #[cfg(not(feature = "multi-thread"))]
+    let workers = one_worker(workers)?;
+    if let Some(threshold) = blocked_warn(env_var)? {
+        fnkit_core::adapter::watch_blocking(threshold, report_blocked);
+    }
+    workers::set(workers);
+    #[cfg(feature = "multi-thread")]
+    if workers.count > 1 {
+        tracing::info!(
+            workers = workers.count,
+            cpu_quota = workers.cpu_quota,
+            from = workers.source.as_str(),
+            "running handlers on {} worker threads",
+            workers.count
+        );
+        return tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers.count)
+            .enable_all()
+            .build()
+            .map_err(Error::internal);
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::internal)
+}
+
+/// A build without `multi-thread` runs one worker: a quota above one CPU is noted, an explicit
+/// `FNKIT_WORKERS` above 1 is an error (it would not be honoured).
+#[cfg(not(feature = "multi-thread"))]
+fn one_worker(workers: workers::Workers) -> Result<workers::Workers, Error> {
+    if workers.count <= 1 {
+        return Ok(workers);
+    }
+    if workers.source == workers::Source::Setting {
+        return Err(Error::invalid_input(format!(
+            "FNKIT_WORKERS={} asks for more than one worker, but this binary was built without \
+             fnkit's `multi-thread` feature: enable it in Cargo.toml or unset FNKIT_WORKERS",
+            workers.count
+        )));
+    }
+    tracing::info!(
+        cpu_quota = workers.cpu_quota,
+        "one worker thread: this binary was built without fnkit's `multi-thread` feature"
+    );
+    Ok(workers::Workers {
+        count: 1,
+        source: workers::Source::Default,
+        ..workers
+    })
+}
+
+/// How many Lambda invocations run at once, by the Lambda runtime's own rule.
+fn lambda_concurrency() -> usize {
+    #[cfg(feature = "lambda")]
+    return fnkit_lambda::max_concurrency();
+    #[cfg(not(feature = "lambda"))]
+    1
+}
+
+/// `FNKIT_BLOCKED_WARN_MS`: milliseconds (100 by default), 0 for no warning.
+fn blocked_warn(var: impl Fn(&str) -> Option<String>) -> Result<Option<Duration>, Error> {
+    let ms = match var("FNKIT_BLOCKED_WARN_MS") {
+        None => BLOCKED_WARN_MS,
+        Some(v) => v.trim().parse::<u64>().map_err(|_| {
+            Error::invalid_input(format!(
+                "FNKIT_BLOCKED_WARN_MS={v:?} is not a number of milliseconds (0 turns the warning off)"
+            ))
+        })?,
+    };
+    Ok((ms > 0).then(|| Duration::from_millis(ms)))
+}
+
+/// The warning for a handler poll that held its thread: logged inside the request's span, so the
+/// line carries its request id.
+fn report_blocked(held: Duration) {
+    let ms = u64::try_from(held.as_millis()).unwrap_or(u64::MAX);
+    tracing::warn!(
+        held_ms = ms,
+        "the handler held its thread for {ms} ms without yielding (FNKIT_BLOCKED_WARN_MS); \
+         requests on that thread waited: run CPU-bound or blocking work in fnkit::blocking(|| ...)"
+    );
+}
+
+/// Runs CPU-bound or blocking work (an image resize, a hash, a synchronous client) on Tokio's
+/// blocking thread pool and waits for it without holding the handler's thread, so probes and
+/// other requests on that thread go on being answered.
+///
+/// ```no_run
+/// use fnkit::{Context, Error};
+///
+/// async fn checksum(data: Vec<u8>, _ctx: Context) -> Result<u64, Error> {
+///     fnkit::blocking(move || data.iter().fold(0u64, |h, b| h.rotate_left(5) ^ u64::from(*b)))
+///         .await
+/// }
+///
+/// fn main() -> Result<(), Error> {
+///     fnkit::run(checksum)
+/// }
+/// ```
+///
+/// The pool's threads start on first use (the first call costs a thread start) and stop after
+/// 10 s idle. The work is not cancelled when the request times out: it runs to its end, its
+/// result unused.
+///
+/// # Errors
+/// [`ErrorKind::Panic`] when `f` panics (the message is the panic's); [`ErrorKind::Internal`]
+/// when the runtime is shutting down and no longer runs blocking work.
+///
+/// # Panics
+/// Outside a Tokio runtime (a handler always runs inside one).
+pub async fn blocking<F, T>(f: F) -> Result<T, Error>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(value) => Ok(value),
+        Err(e) if e.is_panic() => {
+            let payload = e.into_panic();
+            let message = match fnkit_core::adapter::panic_message(&*payload) {
+                Some(m) => format!("the blocking work panicked: {m}"),
+                None => "the blocking work panicked".to_owned(),
+            };
+            Err(Error::new(ErrorKind::Panic, message))
+        }
+        Err(e) => Err(Error::new(
+            ErrorKind::Internal,
+            format!("the blocking work did not run: {e}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fnkit_core::adapter::env_from;
+
+    #[test]
+    fn blocked_warn_defaults_to_100_ms_and_zero_turns_it_off() {
+        assert_eq!(
+            blocked_warn(env_from(&[])).unwrap(),
+            Some(Duration::from_millis(100))
+        );
+        let env = [("FNKIT_BLOCKED_WARN_MS", "250")];
+        assert_eq!(
+            blocked_warn(env_from(&env)).unwrap(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            blocked_warn(env_from(&[("FNKIT_BLOCKED_WARN_MS", "0")])).unwrap(),
+            None
+        );
+        let err = blocked_warn(env_from(&[("FNKIT_BLOCKED_WARN_MS", "soon")])).unwrap_err();
+        assert!(
+            err.message().starts_with("FNKIT_BLOCKED_WARN_MS=\"soon\""),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn blocking_returns_the_value_and_a_panic_is_a_panic_error() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let main = std::thread::current().id();
+            let (value, thread) = blocking(move || (6 * 7, std::thread::current().id()))
+                .await
+                .unwrap();
+            assert_eq!(value, 42);
+            assert_ne!(thread, main, "the work ran on the handler's thread");
+            let err = blocking(|| -> u8 { panic!("resize failed") })
+                .await
+                .unwrap_err();
+            assert_eq!(err.kind(), ErrorKind::Panic);
+            assert_eq!(err.message(), "the blocking work panicked: resize failed");
+        });
+    }
+}
