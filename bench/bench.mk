@@ -6,6 +6,10 @@
 #   make bench                  full run, ~5 minutes after the build (BENCH_ARGS adds options)
 #   make bench-quick            short smoke run (5 cold runs, 1 s load levels)
 #   make bench BENCH_ARGS='--runs 100 --load-secs 8'
+#
+# `hello` runs with one worker thread (`fnkit`, the default without a CPU quota) and, the same
+# binary, with FNKIT_WORKERS=2 (`fnkit-2w`): the harness adds that variant itself, so the warm
+# table shows 1 and 2 workers at 64 connections (docs/runtime.md).
 
 BENCH_DIR          ?= $(CURDIR)/bench
 BENCH_TARGET       ?= x86_64-unknown-linux-musl

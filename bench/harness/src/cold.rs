@@ -61,11 +61,12 @@ impl Drop for Guard {
     }
 }
 
-/// Starts `bin` as an HTTP server on a fresh port, in a clean environment.
-pub(crate) fn spawn_http(bin: &Path, port: u16) -> std::io::Result<Child> {
+/// Starts `bin` as an HTTP server on a fresh port, in a clean environment plus `env`.
+pub(crate) fn spawn_http(bin: &Path, port: u16, env: &[(&str, &str)]) -> std::io::Result<Child> {
     Command::new(bin)
         .env_clear()
         .env("PORT", port.to_string())
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -105,13 +106,13 @@ pub(crate) fn connect_tightly(
     }
 }
 
-/// One HTTP cold start with `body` as the POSTed JSON.
-pub(crate) fn http(bin: &Path, body: &[u8]) -> Result<Sample, ColdError> {
+/// One HTTP cold start with `body` as the POSTed JSON, `env` added to the environment.
+pub(crate) fn http(bin: &Path, env: &[(&str, &str)], body: &[u8]) -> Result<Sample, ColdError> {
     let port = free_port().map_err(|e| ColdError::Failed(format!("no free port: {e}")))?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let request = post_request(port, body);
     let t0 = Instant::now();
-    let child = spawn_http(bin, port)
+    let child = spawn_http(bin, port, env)
         .map_err(|e| ColdError::NotAvailable(format!("cannot exec {}: {e}", bin.display())))?;
     let mut child = Guard(child);
     let stream = connect_tightly(&mut child.0, addr, t0)?;

@@ -73,6 +73,7 @@ pub(crate) struct Level {
 pub(crate) fn run_levels(
     wrk: &Wrk,
     bin: &Path,
+    env: &[(&str, &str)],
     levels: &[usize],
     secs: u64,
     warmup_secs: u64,
@@ -80,7 +81,7 @@ pub(crate) fn run_levels(
     let port = free_port().map_err(|e| e.to_string())?;
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let t0 = Instant::now();
-    let mut child = Guard(spawn_http(bin, port).map_err(|e| format!("exec: {e}"))?);
+    let mut child = Guard(spawn_http(bin, port, env).map_err(|e| format!("exec: {e}"))?);
     // Wait until it answers once.
     let stream = connect_tightly(&mut child.0, addr, t0).map_err(|e: ColdError| e.to_string())?;
     let mut conn = Conn::new(stream);

@@ -44,6 +44,8 @@ pub(crate) struct Variant {
     pub(crate) warm: bool,
     /// Ours (highlighted), rather than a baseline.
     pub(crate) fnkit: bool,
+    /// Added to the variant's (otherwise empty) environment.
+    pub(crate) env: &'static [(&'static str, &'static str)],
 }
 
 /// Whether a variant could be measured.
@@ -198,6 +200,7 @@ fn variants(o: &Options) -> Vec<Variant> {
         kind,
         warm,
         fnkit,
+        env: &[],
     };
     vec![
         v(
@@ -240,6 +243,19 @@ fn variants(o: &Options) -> Vec<Variant> {
             false,
             true,
         ),
+        // The same binary with two worker threads (a multi-thread runtime), as a CPU quota of
+        // two CPUs would give it: warm throughput with 1 and 2 workers side by side.
+        Variant {
+            env: &[("FNKIT_WORKERS", "2")],
+            ..v(
+                "fnkit-2w",
+                "fnkit hello, 2 workers",
+                o.hello.clone(),
+                Kind::Http,
+                true,
+                true,
+            )
+        },
         v(
             "lambda_runtime",
             "bare lambda_runtime",
@@ -279,7 +295,7 @@ fn variants(o: &Options) -> Vec<Variant> {
 
 fn cold_once(v: &Variant, body: &Arc<Vec<u8>>) -> Result<Sample, ColdError> {
     match v.kind {
-        Kind::Http => cold::http(&v.bin, body),
+        Kind::Http => cold::http(&v.bin, v.env, body),
         Kind::Lambda => rapi::lambda(&v.bin, body),
     }
 }
@@ -397,7 +413,8 @@ fn warm_phase(o: &Options, vs: &[Variant], cold: &[ColdResult]) -> Result<Vec<Wa
                 continue;
             }
             let t = Instant::now();
-            match load::run_levels(&wrk, &r.variant.bin, &o.levels, o.load_secs, warmup_secs) {
+            let v = &r.variant;
+            match load::run_levels(&wrk, &v.bin, v.env, &o.levels, o.load_secs, warmup_secs) {
                 Ok(levels) => r.rounds.push(levels),
                 Err(e) => r.state = State::Failed(format!("under load: {e}")),
             }

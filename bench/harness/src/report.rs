@@ -322,6 +322,10 @@ pub(crate) fn write_all(run: &Run, targets: &[Target]) -> std::io::Result<String
     Ok(md)
 }
 
+fn env_json(env: &[(&str, &str)]) -> Value {
+    env.iter().map(|(k, v)| format!("{k}={v}")).collect()
+}
+
 fn state_json(state: &State) -> Value {
     match state {
         State::Ok => json!({ "status": "ok" }),
@@ -368,6 +372,7 @@ fn to_json(run: &Run, targets: &[Target]) -> Value {
                 "label": c.variant.label,
                 "platform": c.variant.kind.as_str(),
                 "binary": c.variant.bin,
+                "env": env_json(c.variant.env),
                 "state": state_json(&c.state),
                 "first_means": match c.variant.kind {
                     Kind::Http => "exec -> first complete response",
@@ -409,6 +414,7 @@ fn to_json(run: &Run, targets: &[Target]) -> Value {
             json!({
                 "id": w.variant.id,
                 "binary": w.variant.bin,
+                "env": env_json(w.variant.env),
                 "state": state_json(&w.state),
                 "rounds": w.rounds.len(),
                 "levels": levels,
@@ -674,6 +680,19 @@ fn markdown(run: &Run, targets: &[Target]) -> String {
                     at.iter().map(|l| l.errors).sum::<u64>(),
                 );
             }
+        }
+        // The same binary with one worker (the default) and two (FNKIT_WORKERS=2).
+        if let (Ok(one), Ok(two)) = (warm_at(run, "fnkit", 64), warm_at(run, "fnkit-2w", 64)) {
+            let _ = writeln!(
+                s,
+                "\nfnkit hello at 64 connections: 1 worker {} req/s (p99 {:.3} ms), 2 workers \
+                 (`FNKIT_WORKERS=2`) {} req/s (p99 {:.3} ms): {:.2}x. wrk takes one of the two cores.",
+                fmt_num(one.0),
+                one.1,
+                fmt_num(two.0),
+                two.1,
+                two.0 / one.0
+            );
         }
     }
 

@@ -1,4 +1,5 @@
-//! Health, readiness and platform probes: answered by the runtime, never by the handler.
+//! Health, readiness and platform probes: answered by the runtime, never by the handler (and by
+//! the probe thread, `sentinel.rs`, while handlers hold every worker).
 
 use http::header::USER_AGENT;
 use http::{HeaderName, Request, StatusCode};

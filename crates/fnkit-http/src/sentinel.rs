@@ -1,21 +1,23 @@
-//! Probes that never wait for a busy handler.
+//! Probes that never wait for a busy handler (docs/runtime.md).
 //!
 //! The handler runtime accepts and serves every connection, as before. Beside it, a small thread
 //! of its own (`fnkit-probes`: no Tokio runtime, one `epoll` through mio, blocking reads) watches
-//! the same listening socket and does nothing while the runtime accepts. When a connection has waited
-//! [`GRACE`] without the runtime accepting anything (a handler computing without `.await` holds
-//! the only worker, or every worker), the thread accepts what is pending itself, reads the first
-//! request head without consuming it (`MSG_PEEK`), answers health, readiness and probe requests
-//! (`answer_platform_paths`, the same answers) and hands any other connection, unread, to the
-//! handler runtime, which serves it once it is free.
+//! the same listening socket and does nothing while the runtime accepts. When a connection has
+//! waited [`GRACE`] without the runtime accepting anything (a handler computing without `.await`
+//! holds the only worker, or every worker), the thread accepts what is pending itself, reads the
+//! first request head without consuming it (`MSG_PEEK`), answers health, readiness and probe
+//! requests (`answer_platform_paths`: the same answers) and hands any other connection, unread,
+//! to the handler runtime, which serves it once it is free.
 //!
-//! What it costs: one thread started beside the runtime, and a wake-up of that thread when a new
-//! connection arrives after a quiet spell (at most one per [`GRACE`] while they keep coming);
-//! nothing per request, nothing on keep-alive connections. Measured in docs/runtime.md.
+//! What it costs: a thread, started once the first request's answer is out (so a cold start does
+//! not wait for it; [`ProbeStart`]); a wake-up of that thread when a new connection arrives after
+//! a quiet spell (at most one per [`GRACE`] while they keep coming); per request, one atomic
+//! load. Nothing on keep-alive connections.
 //!
 //! What it does not cover: a probe on a keep-alive connection the busy runtime already serves
-//! (kubelet and Knative's queue-proxy probe on a new connection each time), and h2c connections,
-//! which it hands over whole (their requests are not readable by a peek).
+//! (kubelet and Knative's queue-proxy probe on a new connection each time); h2c connections,
+//! which it hands over whole (their requests cannot be read by a peek); and the first request of
+//! the process, if it computes before the thread has started.
 
 use std::io::{Read, Write};
 use std::net::TcpListener as StdListener;
@@ -107,7 +109,7 @@ enum Phase {
 /// How the runtime tells the thread to stop: a flag, and the thread's waker once it has one.
 #[derive(Default)]
 struct Stop {
-    asked: AtomicBool,
+    requested: AtomicBool,
     waker: OnceLock<Waker>,
 }
 
@@ -190,7 +192,7 @@ impl Sentinel {
     pub(crate) fn stop(&self) {
         let phase = std::mem::replace(&mut *self.phase(), Phase::Stopped);
         if let Phase::Running(stop, thread) = phase {
-            stop.asked.store(true, Ordering::SeqCst);
+            stop.requested.store(true, Ordering::SeqCst);
             if let Some(waker) = stop.waker.get() {
                 let _ = waker.wake();
             }
@@ -261,7 +263,7 @@ impl Watch {
     ) -> Result<(), Stopped> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            if self.stop.asked.load(Ordering::SeqCst) {
+            if self.stop.requested.load(Ordering::SeqCst) {
                 return Err(Stopped);
             }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -270,7 +272,7 @@ impl Watch {
                     return Err(Stopped);
                 }
             }
-            if self.stop.asked.load(Ordering::SeqCst) {
+            if self.stop.requested.load(Ordering::SeqCst) {
                 return Err(Stopped);
             }
             match deadline {
@@ -441,4 +443,93 @@ fn encode(reply: Reply, head: bool) -> Vec<u8> {
         out.extend_from_slice(&body);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fnkit_core::adapter::env_from;
+    use fnkit_core::{FunctionInfo, Platform};
+
+    fn state() -> State {
+        let info = Arc::new(FunctionInfo::from_lookup(Platform::Knative, |_| None));
+        let config = crate::Config::from_lookup(Platform::Knative, env_from(&[])).unwrap();
+        State::new(info, config)
+    }
+
+    fn answered(head: &str) -> String {
+        match judge(head.as_bytes(), &state()) {
+            Some(Verdict::Answer(bytes, len)) => {
+                assert_eq!(len, head.len(), "the whole head is consumed");
+                String::from_utf8(bytes).unwrap()
+            }
+            Some(Verdict::HandOver) => "handed over".to_owned(),
+            Some(Verdict::Drop) => "dropped".to_owned(),
+            None => "incomplete".to_owned(),
+        }
+    }
+
+    #[test]
+    fn platform_paths_and_probes_are_answered_and_close() {
+        let health = answered("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+        assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+        assert!(
+            health.contains("content-type: application/json\r\n"),
+            "{health}"
+        );
+        assert!(health.contains("connection: close\r\n"), "{health}");
+        let body = health.split("\r\n\r\n").nth(1).unwrap();
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(v["status"], "ok");
+        assert!(health.contains(&format!("content-length: {}\r\n", body.len())));
+
+        let ready = answered("GET /ready HTTP/1.1\r\n\r\n");
+        assert!(ready.ends_with(r#"{"status":"ready"}"#), "{ready}");
+        let probe = answered("GET /any HTTP/1.1\r\nK-Kubelet-Probe: queue\r\n\r\n");
+        assert!(probe.ends_with(r#"{"status":"ready"}"#), "{probe}");
+        let kube = answered("GET /healthz HTTP/1.1\r\nUser-Agent: kube-probe/1.30\r\n\r\n");
+        assert!(kube.starts_with("HTTP/1.1 200 OK"), "{kube}");
+        let head = answered("HEAD /ready HTTP/1.1\r\n\r\n");
+        assert!(head.ends_with("\r\n\r\n"), "no body for HEAD: {head}");
+    }
+
+    #[test]
+    fn everything_else_goes_to_the_handler_runtime() {
+        assert_eq!(
+            answered("GET /orders HTTP/1.1\r\nHost: x\r\n\r\n"),
+            "handed over"
+        );
+        assert_eq!(
+            answered("POST /health HTTP/1.1\r\ncontent-length: 2\r\n\r\n{}"),
+            "handed over",
+            "a request with a body is the runtime's"
+        );
+        // h2c with prior knowledge: not HTTP/1.
+        assert_eq!(answered("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), "handed over");
+        assert_eq!(answered("GET /health HTTP/1.1\r\nHost:"), "incomplete");
+        assert_eq!(answered("nonsense\r\n\r\n"), "handed over");
+    }
+
+    #[test]
+    fn readiness_turns_503_once_shutdown_began() {
+        let state = state();
+        state.begin_shutdown();
+        let Some(Verdict::Answer(bytes, _)) = judge(b"GET /ready HTTP/1.1\r\n\r\n", &state) else {
+            panic!("not answered");
+        };
+        assert!(bytes.starts_with(b"HTTP/1.1 503 Service Unavailable\r\n"));
+    }
+
+    #[test]
+    fn a_handover_list_gives_what_was_pushed_once() {
+        let handoff = Handoff::default();
+        let listener = StdListener::bind("127.0.0.1:0").unwrap();
+        let a = StdStream::connect(listener.local_addr().unwrap()).unwrap();
+        handoff.push(a);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        assert_eq!(rt.block_on(handoff.next()).len(), 1);
+        assert!(handoff.take().is_empty());
+    }
 }
