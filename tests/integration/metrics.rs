@@ -228,6 +228,35 @@ fn metrics_inflight_counts_a_request_in_progress_and_the_http_shape() {
 }
 
 #[test]
+fn metrics_a_client_that_leaves_mid_request_is_counted_and_not_left_in_flight() {
+    use std::io::Write;
+    let f = FnProcess::start("http-echo", &[]);
+    {
+        let mut s = std::net::TcpStream::connect(f.addr).unwrap();
+        s.write_all(b"GET /sleep?ms=3000 HTTP/1.1\r\nhost: x\r\n\r\n")
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+    } // the client gives up: the connection closes under the sleeping request
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let e = Exposition::parse(&scrape(&f, None).text());
+        let left = e
+            .samples
+            .get(r#"fnkit_requests_total{shape="http",status="499"}"#)
+            .copied();
+        if left == Some(1.0) {
+            assert_eq!(e.get("fnkit_inflight_requests"), 0.0);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the dropped request was never counted: {e:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn metrics_off_leaves_metrics_to_the_handler() {
     for off in ["off", "0", "false"] {
         let f = FnProcess::start("hello", &[("FNKIT_METRICS", off)]);

@@ -126,8 +126,8 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
             failed = Some(e.kind());
             error_reply(&e)
         });
-    if let Some(o) = observing {
-        o.finish::<S>(&state, &trace, reply.status().as_u16(), failed);
+    if let Some(mut o) = observing {
+        o.finish(Some(&trace), reply.status().as_u16(), failed);
     }
     if let Some((started, method, path)) = access {
         span.in_scope(|| {
@@ -144,7 +144,15 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
 }
 
 /// What an observed request keeps to report its end: only gathered when an observer is set.
+///
+/// A request whose future is dropped before its answer (the client went away) is reported from
+/// `Drop` with status 499, so the in-flight gauge and the span never wait for an end that will
+/// not come.
 struct Observing {
+    platform: fnkit_core::Platform,
+    shape: &'static str,
+    trigger: &'static str,
+    done: bool,
     request_id: String,
     /// The headers' trace, for a request refused before its shape read one (a 405, a body too
     /// large).
@@ -166,6 +174,10 @@ impl Observing {
             shape: S::NAME,
         });
         Self {
+            platform: state.info.platform,
+            shape: S::NAME,
+            trigger: S::TRIGGER,
+            done: false,
             request_id: request_id.to_owned(),
             fallback: fnkit_core::adapter::trace_context(fnkit_core::adapter::TraceInput {
                 headers: Some(req.headers()),
@@ -178,30 +190,31 @@ impl Observing {
         }
     }
 
-    fn finish<S: Shape + ?Sized>(
-        self,
-        state: &State,
-        trace: &TraceContext,
-        status: u16,
-        error: Option<ErrorKind>,
-    ) {
+    /// Reports the end, once: `trace` when the shape found one, else the headers'.
+    fn finish(&mut self, trace: Option<&TraceContext>, status: u16, error: Option<ErrorKind>) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
         observe::finished(&observe::Record {
-            platform: state.info.platform,
-            shape: S::NAME,
+            platform: self.platform,
+            shape: self.shape,
             request_id: &self.request_id,
-            trace: if trace.span.is_some() {
-                trace
-            } else {
-                &self.fallback
-            },
+            trace: trace.filter(|t| t.span.is_some()).unwrap_or(&self.fallback),
             started: self.started,
             duration: self.clock.elapsed(),
             status,
             error,
             http: Some((self.method.as_str(), &self.path)),
-            trigger: S::TRIGGER,
+            trigger: self.trigger,
             cold_start: observe::take_cold_start(),
         });
+    }
+}
+
+impl Drop for Observing {
+    fn drop(&mut self) {
+        // 499: the client closed the request (the status proxies log for it).
+        self.finish(None, 499, None);
     }
 }
 
