@@ -285,24 +285,10 @@ fn arm64_hello_answers_under_qemu_against_the_runtime_api() {
     let Some(path) = arm64_bin() else { return };
     let Some(qemu) = qemu() else { return };
     let mock = MockApi::start();
-    let mut cmd = Command::new(&qemu);
-    cmd.arg(&path);
     // As `lambda::start_function` does for the native binaries: a clean platform environment,
     // then Lambda's.
-    for var in [
-        "FNKIT_PLATFORM",
-        "AWS_LAMBDA_RUNTIME_API",
-        "K_SERVICE",
-        "K_REVISION",
-        "K_CONFIGURATION",
-        "upstream_url",
-        "fprocess",
-        "mode",
-        "PORT",
-        "RUST_LOG",
-    ] {
-        cmd.env_remove(var);
-    }
+    let mut cmd = fnkit_tests::clean_command(&qemu);
+    cmd.arg(&path);
     cmd.envs(lambda_env(&mock.api()));
     let guest = Guest::spawn(cmd);
 

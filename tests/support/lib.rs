@@ -60,6 +60,27 @@ pub struct FnProcess {
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
+/// A command for `program` with none of the variables that pick a platform or change fnkit's
+/// settings inherited from the test's own environment: each test sets what it means to.
+pub fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    for var in [
+        "FNKIT_PLATFORM",
+        "AWS_LAMBDA_RUNTIME_API",
+        "K_SERVICE",
+        "K_REVISION",
+        "K_CONFIGURATION",
+        "upstream_url",
+        "fprocess",
+        "mode",
+        "PORT",
+        "RUST_LOG",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 impl FnProcess {
     /// Starts `name` from the binary dir with `PORT` set to a free port and `env` added, and waits
     /// until `GET /health` answers (at most 10 s).
@@ -76,21 +97,7 @@ impl FnProcess {
     /// Starts `name` with exactly `env` (plus a clean platform environment), serving on `addr`,
     /// without waiting for it.
     pub fn spawn(name: &str, env: &[(&str, &str)], addr: SocketAddr) -> Self {
-        let mut cmd = Command::new(bin(name));
-        for var in [
-            "FNKIT_PLATFORM",
-            "AWS_LAMBDA_RUNTIME_API",
-            "K_SERVICE",
-            "K_REVISION",
-            "K_CONFIGURATION",
-            "upstream_url",
-            "fprocess",
-            "mode",
-            "PORT",
-            "RUST_LOG",
-        ] {
-            cmd.env_remove(var);
-        }
+        let mut cmd = clean_command(bin(name));
         cmd.envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

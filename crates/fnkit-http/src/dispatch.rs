@@ -60,11 +60,7 @@ impl Shape for dyn TypedFunction {
                     ));
                 }
             }
-            let trace = trace_context(TraceInput {
-                headers: Some(&parts.headers),
-                ..TraceInput::default()
-            });
-            adopt(request_trace, &trace);
+            let trace = header_trace(&parts.headers, request_trace);
             let ctx = ctx.with_trace(trace).with_headers(parts.headers);
             let out = state.invoke(self.call(Payload::Bytes(body), ctx)).await?;
             return Ok(json_reply(StatusCode::OK, out));
@@ -136,17 +132,23 @@ impl Shape for dyn HttpFunction {
         let deadline = tokio::time::Instant::now() + state.config.timeout;
         let (parts, body) = req.into_parts();
         let body = state.read_body(&parts, body).await?;
-        let trace = trace_context(TraceInput {
-            headers: Some(&parts.headers),
-            ..TraceInput::default()
-        });
-        adopt(request_trace, &trace);
+        let trace = header_trace(&parts.headers, request_trace);
         let ctx = state.context(request_id).with_trace(trace);
         let req = Request::from_parts(parts, Body::from(body));
         let resp = state.invoke(self.call(req, ctx)).await?;
         let (parts, body) = resp.into_parts();
         Ok(Response::from_parts(parts, ReplyBody::of(body, deadline)))
     }
+}
+
+/// The trace the request's headers carry, adopted as the request's.
+fn header_trace(headers: &HeaderMap, request_trace: &mut TraceContext) -> TraceContext {
+    let trace = trace_context(TraceInput {
+        headers: Some(headers),
+        ..TraceInput::default()
+    });
+    adopt(request_trace, &trace);
+    trace
 }
 
 /// Typed and CloudEvent handlers take their input as a `POST` body: anything else is 405.
