@@ -138,3 +138,6 @@ clean:
 -include openfaas/openfaas.mk
 -include bench/bench.mk
 -include fuzz/fuzz.mk
+# cargo fnkit (issue 13): the CLI's and the OCI writer's test peers (apt packages, registry).
+-include crates/cargo-fnkit/cli.mk
+-include crates/fnkit-oci/oci.mk
