@@ -349,6 +349,15 @@ pub(crate) fn targets(run: &Run) -> Vec<Target> {
             "ms",
         )),
         decision(check(
+            "observability-lambda-init",
+            "hello with metrics + otel compiled in: Lambda init <= 1.02 x default (issue 11)",
+            cold_median(run, "fnkit-obs-lambda"),
+            cold_median(run, "fnkit-lambda"),
+            1.02,
+            false,
+            "ms",
+        )),
+        decision(check(
             "observability-rss",
             "hello with metrics + otel compiled in: HTTP peak RSS <= 1.02 x default (issue 11)",
             rss_median(run, "fnkit-obs"),

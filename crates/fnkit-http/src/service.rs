@@ -30,6 +30,13 @@ pub(crate) struct State {
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 impl State {
+    /// Whether `max_inflight` requests are in flight (never, without the setting).
+    pub(crate) fn at_capacity(&self) -> bool {
+        self.config
+            .max_inflight
+            .is_some_and(|max| self.inflight.load(Ordering::Acquire) >= max)
+    }
+
     pub(crate) fn new(info: Arc<FunctionInfo>, config: Config) -> Self {
         Self {
             info,
