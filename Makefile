@@ -115,7 +115,7 @@ clippy:
 # Each platform of the facade builds alone (and with none), warning-free: a feature that leaks or
 # a cfg that forgets a case shows here, not in a user's build.
 check-features:
-	@for features in "" lambda knative openfaas json-logs lambda-runtime metrics otel multi-thread; do \
+	@for features in "" lambda knative openfaas http2 json-logs lambda-runtime metrics otel multi-thread; do \
 	  echo "cargo check -p fnkit --no-default-features --features '$$features'"; \
 	  RUSTFLAGS="-D warnings" $(CARGO) check --quiet --locked -p fnkit --no-default-features --features "$$features" || exit 1; \
 	done

@@ -20,10 +20,19 @@ BENCH_RESULTS      ?= $(BENCH_DIR)/results
 BENCH_CARGO        ?= nice -n 10 cargo
 BENCH_WRK          ?= wrk
 BENCH_ARGS         ?=
+# `hello` as a user's function gets it: fnkit's default features only (the example itself turns
+# on metrics, otel and http2). The targets of issue 12 are about this build.
+BENCH_HELLO_DEFAULT     ?= --no-default-features --features fnkit/default
+# The same with metrics and OpenTelemetry compiled in (issue 11: what they cost when unused).
+BENCH_HELLO_OBSERVED    ?= --no-default-features --features fnkit/default,fnkit/metrics,fnkit/otel
 # The single-platform builds of `hello`, for the binary-size targets. Skipped (the targets then
 # say n/a) when `hello` has no such features.
 BENCH_HELLO_HTTP_ONLY   ?= --no-default-features --features fnkit/knative
 BENCH_HELLO_LAMBDA_ONLY ?= --no-default-features --features fnkit/lambda
+# The baselines are built as their users build them: static-pie, Rust's default for musl.
+# fnkit's own builds are non-PIE (.cargo/config.toml); an empty RUSTFLAGS replaces that setting
+# for the bench workspace only.
+BENCH_BASELINE_ENV      ?= RUSTFLAGS=
 # apt-get needs root; set BENCH_SUDO=sudo otherwise.
 BENCH_SUDO         ?=
 
@@ -41,7 +50,8 @@ bench-quick: bench-build bench-tools
 
 # The musl target, then: the single-platform `hello` builds (copied aside, since each build
 # replaces target/.../release/hello), the all-platforms `hello` last, and the bench workspace
-# (baselines + harness). Cargo keeps each feature set's artifacts, so rebuilding is cheap.
+# (baselines + harness). Cargo keeps each feature set's artifacts, so rebuilding is cheap. The
+# default-features `hello` is built last: it is the one left at $(BENCH_BIN_DIR)/hello.
 bench-build:
 	rustup target add $(BENCH_TARGET)
 	mkdir -p $(BENCH_EXTRA_DIR)
@@ -53,8 +63,10 @@ bench-build:
 	  cp $(BENCH_BIN_DIR)/hello $(BENCH_EXTRA_DIR)/hello-lambda-only; \
 	else echo "bench: no Lambda-only build of hello ($(BENCH_HELLO_LAMBDA_ONLY)); its size target will say n/a"; \
 	  rm -f $(BENCH_EXTRA_DIR)/hello-lambda-only; fi
-	$(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello
-	$(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) \
+	$(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello $(BENCH_HELLO_OBSERVED)
+	cp $(BENCH_BIN_DIR)/hello $(BENCH_EXTRA_DIR)/hello-observed
+	$(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello $(BENCH_HELLO_DEFAULT)
+	$(BENCH_CARGO_ENV) $(BENCH_BASELINE_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) \
 	  --manifest-path $(BENCH_DIR)/Cargo.toml --workspace --locked
 
 # wrk, the load generator, from Debian's packages.

@@ -1,4 +1,4 @@
-# OpenFaaS (issue 5): the template check `make test` runs, and the images of the examples.
+# OpenFaaS (issues 5, 12): the template checks `make test` runs, and the images of the examples.
 # Included by the root Makefile, which defines CARGO, CARGO_TARGET_DIR and FUNCTIONS.
 
 # Where `make openfaas-image(s)` tags images: <prefix>/<function>:latest, as in openfaas/stack.yml.
@@ -10,7 +10,7 @@ PUSH ?=
 
 test-platforms: openfaas-template-check
 
-openfaas-template-check: ## Build the OpenFaaS template's starter function and serve a request as of-watchdog would
+openfaas-template-check: ## Build both OpenFaaS templates' starter (fnkit, fnkit-direct) and serve requests as each image would
 	CARGO="$(CARGO)" CARGO_TARGET_DIR="$(CARGO_TARGET_DIR)" bash openfaas/template-check.sh
 
 openfaas-image: ## OpenFaaS image (of-watchdog + static binary) of $(FUNCTION) (needs docker or podman)

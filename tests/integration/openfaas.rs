@@ -778,3 +778,238 @@ fn openfaas_54_template_follows_the_watchdog_contract() {
         assert!(stack.contains(function), "stack.yml lacks {function:?}");
     }
 }
+
+// --- direct mode: no watchdog, fnkit in its place (openfaas/template/fnkit-direct) --------------
+
+/// The final stage's `ENV` of the direct template's Dockerfile, as `name="value"` pairs.
+fn direct_template_env() -> Vec<(String, String)> {
+    let path = workspace_root().join("openfaas/template/fnkit-direct/Dockerfile");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    // The last ENV: the final stage's (the build stage has one of its own).
+    let block = text
+        .rsplit("\nENV ")
+        .next()
+        .filter(|_| text.contains("\nENV "))
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("the Dockerfile has an ENV block");
+    block
+        .split_whitespace()
+        .filter_map(|word| {
+            let (name, value) = word.split_once('=')?;
+            let value = value.strip_prefix('"')?.strip_suffix('"')?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect()
+}
+
+/// `name` started as the direct template's image starts it: its ENV, with `port` moved off 8080
+/// to a free port and `overrides` on top; waits until `/_/health` answers 200.
+fn start_direct(name: &str, overrides: &[(&str, &str)]) -> FnProcess {
+    let image = direct_template_env();
+    let value = |k: &str| image.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(value("FNKIT_OPENFAAS_MODE"), Some("direct"), "{image:?}");
+    assert_eq!(value("port"), Some("8080"), "{image:?}");
+    assert_eq!(value("upstream_url"), None, "{image:?}");
+    let port = free_port().to_string();
+    let mut env: Vec<(&str, &str)> = image
+        .iter()
+        .filter(|(n, _)| n != "port" && !overrides.iter().any(|(o, _)| o == n))
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    env.push(("port", &port));
+    env.extend_from_slice(overrides);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port.parse::<u16>().expect("a port")));
+    let f = FnProcess::spawn(name, &env, addr);
+    f.wait_healthy("/_/health");
+    f
+}
+
+#[test]
+fn openfaas_direct_mode_serves_the_watchdogs_port_and_paths_itself() {
+    let f = start_direct("hello", &[]);
+    let port = f.addr.port();
+    assert!(
+        listening("00000000", port),
+        "not listening on 0.0.0.0:{port}, where the gateway's traffic arrives"
+    );
+    let health = f.send(&Request::get("/_/health"));
+    assert_eq!(health.status, 200);
+    assert_eq!(health.json()["status"], "ready");
+    assert_eq!(f.send(&Request::get("/_/ready")).status, 200);
+    let r = f.send(&hello("direct"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["message"], "Hello, direct!");
+    assert!(
+        r.header("x-duration-seconds").is_none(),
+        "no watchdog in front"
+    );
+    let line = f
+        .wait_for_log("listening on", Duration::from_secs(1))
+        .expect("no start-up line");
+    assert!(line.contains(&format!("http://0.0.0.0:{port}")), "{line}");
+    assert!(line.contains(r#""platform":"openfaas""#), "{line}");
+}
+
+#[test]
+fn openfaas_direct_mode_answers_429_past_max_inflight_and_504_past_exec_timeout() {
+    let f = start_direct(
+        "http-echo",
+        &[("max_inflight", "1"), ("exec_timeout", "1s")],
+    );
+    let addr = f.addr;
+    let sent = Instant::now();
+    let slow = std::thread::spawn(move || request(addr, &Request::get("/sleep?ms=8000")));
+    let deadline = Instant::now() + Duration::from_secs(1);
+    let refused = loop {
+        let r = f.send(&Request::get("/fast"));
+        if r.status == 429 {
+            break r;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            Instant::now() < deadline,
+            "no 429 while a request was in flight"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(refused.json()["error"], "TooManyRequests");
+    assert!(
+        refused.json()["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("max_inflight")),
+        "{}",
+        refused.text()
+    );
+    // Readiness says so too, as of-watchdog's does; health does not.
+    let ready = f.send(&Request::get("/_/ready"));
+    assert_eq!(ready.status, 429, "{}", ready.text());
+    assert_eq!(f.send(&Request::get("/_/health")).status, 200);
+    let timed_out = slow.join().expect("the slow request");
+    let took = sent.elapsed();
+    assert_eq!(timed_out.status, 504, "{}", timed_out.text());
+    assert_eq!(timed_out.json()["error"], "Timeout");
+    assert!(
+        took >= Duration::from_secs(1) && took < Duration::from_secs(4),
+        "504 after {took:?}"
+    );
+    // The slot is free again.
+    let r = f.send(&Request::get("/fast"));
+    assert_eq!(r.status, 200, "{}", r.text());
+}
+
+#[test]
+fn openfaas_direct_mode_sigterm_serves_for_healthcheck_interval_then_drains_and_exits_0() {
+    let window = Duration::from_secs(1);
+    let env = [("healthcheck_interval", "1s"), ("write_timeout", "4s")];
+    let mut f = start_direct("http-echo", &env);
+    let addr = f.addr;
+    // In flight across the whole window: finishes during the drain, after accepting stopped.
+    let in_flight = std::thread::spawn(move || request(addr, &Request::get("/sleep?ms=2500")));
+    std::thread::sleep(Duration::from_millis(100));
+    f.signal("TERM");
+    let signalled = Instant::now();
+    let deadline = signalled + Duration::from_secs(1);
+    loop {
+        let r = try_request(addr, &Request::get("/_/health")).expect("/_/health after SIGTERM");
+        if r.status == 503 {
+            assert_eq!(r.json()["status"], "shutting down");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/_/health never turned 503");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Within healthcheck_interval, new connections are still served, as the watchdog would.
+    let r = try_request(addr, &hello("late")).expect("a request during healthcheck_interval");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(signalled.elapsed() < window, "too slow to test the window");
+    // Past it, new requests are refused while the in-flight one drains.
+    std::thread::sleep((window + Duration::from_millis(400)).saturating_sub(signalled.elapsed()));
+    assert!(
+        f.wait_exit(Duration::ZERO).is_none(),
+        "exited before the in-flight request finished"
+    );
+    let late = try_request(addr, &hello("too late")).map(|r| r.status);
+    assert!(
+        !matches!(late, Ok(200)),
+        "served {late:?} after healthcheck_interval"
+    );
+    let drained = in_flight.join().expect("the in-flight request");
+    assert_eq!(drained.status, 200, "{}", drained.text());
+    let status = f
+        .wait_exit(Duration::from_secs(5))
+        .expect("still running 5 s after the drain");
+    assert!(status.success(), "exit status {status:?}");
+    let exited = signalled.elapsed();
+    assert!(
+        exited < Duration::from_secs(4),
+        "exited {exited:?} after SIGTERM"
+    );
+}
+
+#[test]
+fn openfaas_direct_mode_refuses_an_upstream_url() {
+    let port = free_port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let port_s = port.to_string();
+    let mut f = FnProcess::spawn(
+        "hello",
+        &[
+            ("FNKIT_PLATFORM", "openfaas"),
+            ("FNKIT_OPENFAAS_MODE", "direct"),
+            ("port", &port_s),
+            ("upstream_url", "http://127.0.0.1:8082"),
+        ],
+        addr,
+    );
+    let status = f
+        .wait_exit(Duration::from_secs(10))
+        .expect("it must not start");
+    assert!(!status.success(), "{status:?}");
+    // The reader threads may still be collecting the last lines: wait for them.
+    let (found, output) = f.wait_for_output(
+        &["FNKIT_OPENFAAS_MODE=direct", "upstream_url"],
+        Duration::from_secs(2),
+    );
+    assert!(found, "no start-up error naming both settings: {output}");
+}
+
+#[test]
+fn openfaas_direct_template_runs_the_function_alone_as_nobody_and_both_build_non_pie() {
+    let root = workspace_root().join("openfaas/template");
+    let read = |p: &str| {
+        std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("template/{p}: {e}"))
+    };
+    let template = read("fnkit-direct/template.yml");
+    assert!(template.contains("language: fnkit-direct"), "{template}");
+    let dockerfile = read("fnkit-direct/Dockerfile");
+    for needle in [
+        "FROM scratch",
+        r#"ENTRYPOINT ["/home/app/fn"]"#,
+        "USER 65534:65534",
+        "EXPOSE 8080",
+    ] {
+        assert!(
+            dockerfile.contains(needle),
+            "fnkit-direct/Dockerfile lacks {needle:?}"
+        );
+    }
+    for line in dockerfile.lines().filter(|l| !l.starts_with('#')) {
+        assert!(
+            !line.contains("fwatchdog") && !line.contains("of-watchdog"),
+            "{line}"
+        );
+    }
+    assert_eq!(
+        dockerfile.lines().rfind(|l| l.starts_with("USER ")),
+        Some("USER 65534:65534")
+    );
+    // Both templates link a non-PIE static binary, as the repository's .cargo/config.toml does.
+    for dockerfile in [dockerfile, read("fnkit/Dockerfile")] {
+        for target in ["X86_64", "AARCH64"] {
+            let needle = format!(
+                r#"CARGO_TARGET_{target}_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static""#
+            );
+            assert!(dockerfile.contains(&needle), "a template lacks {needle}");
+        }
+    }
+}

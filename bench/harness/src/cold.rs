@@ -8,7 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::http1::{post_request, Conn};
-use crate::procfs;
 
 /// How long a variant may take to answer its first request before the run counts as failed.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -124,7 +123,8 @@ pub(crate) fn http(bin: &Path, env: &[(&str, &str)], body: &[u8]) -> Result<Samp
     let wrote = conn.stream.write_all(&request);
     let response = conn.read_message(true);
     let t1 = Instant::now();
-    let st = procfs::status(child.0.id()).unwrap_or_default();
+    // The proxy variant's function is the proxy's child: count both (bench/harness/src/proxied.rs).
+    let st = crate::proxied::status_of_tree(child.0.id()).unwrap_or_default();
     let response = match (response, wrote) {
         (Ok(Some(r)), _) => r,
         (Ok(None), Err(e)) | (Err(_), Err(e)) => {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::cold::{connect_tightly, free_port, spawn_http, ColdError, Guard};
 use crate::http1::{post_request, Conn};
-use crate::procfs::{self, ProcStatus};
+use crate::procfs::ProcStatus;
 
 const SCRIPT: &str = r#"-- written by bench/harness: POST {"name":"Ada"} and report in one line
 wrk.method = "POST"
@@ -95,7 +95,8 @@ pub(crate) fn run_levels(
     let mut out = Vec::new();
     for &conns in levels {
         let mut level = wrk_once(wrk, port, conns, Duration::from_secs(secs))?;
-        level.proc = procfs::status(child.0.id())
+        // With its children: a proxy and the function it started (bench/harness/src/proxied.rs).
+        level.proc = crate::proxied::status_of_tree(child.0.id())
             .ok_or_else(|| format!("the server died under {conns} connections"))?;
         out.push(level);
     }

@@ -6,6 +6,7 @@ mod http1;
 mod image;
 mod load;
 mod procfs;
+mod proxied;
 mod rapi;
 mod report;
 mod stats;
@@ -95,6 +96,7 @@ pub(crate) struct Options {
     pub(crate) bin_dir: PathBuf,
     pub(crate) hello: PathBuf,
     pub(crate) hello_http_only: PathBuf,
+    pub(crate) hello_observed: PathBuf,
     pub(crate) hello_lambda_only: PathBuf,
     pub(crate) out: PathBuf,
     pub(crate) wrk: PathBuf,
@@ -112,6 +114,7 @@ usage: harness [options]
   --bin-dir DIR           where the release binaries are (default target/x86_64-unknown-linux-musl/release)
   --hello PATH            fnkit hello, all platforms (default BIN_DIR/hello)
   --hello-http-only PATH  hello built with its HTTP platform only (default BIN_DIR/bench-bins/hello-http-only)
+  --hello-observed PATH   hello with metrics and otel compiled in (default BIN_DIR/bench-bins/hello-observed)
   --hello-lambda-only PATH  hello built with Lambda only (default BIN_DIR/bench-bins/hello-lambda-only)
   --out DIR               results directory (default bench/results)
   --wrk PATH              load generator (default wrk)
@@ -130,6 +133,7 @@ fn parse_args() -> Result<Options, String> {
         bin_dir: PathBuf::from("target/x86_64-unknown-linux-musl/release"),
         hello: PathBuf::new(),
         hello_http_only: PathBuf::new(),
+        hello_observed: PathBuf::new(),
         hello_lambda_only: PathBuf::new(),
         out: PathBuf::from("bench/results"),
         wrk: PathBuf::from("wrk"),
@@ -153,6 +157,7 @@ fn parse_args() -> Result<Options, String> {
             "--bin-dir" => o.bin_dir = value(&mut args, &arg)?.into(),
             "--hello" => o.hello = value(&mut args, &arg)?.into(),
             "--hello-http-only" => o.hello_http_only = value(&mut args, &arg)?.into(),
+            "--hello-observed" => o.hello_observed = value(&mut args, &arg)?.into(),
             "--hello-lambda-only" => o.hello_lambda_only = value(&mut args, &arg)?.into(),
             "--out" => o.out = value(&mut args, &arg)?.into(),
             "--wrk" => o.wrk = value(&mut args, &arg)?.into(),
@@ -178,6 +183,7 @@ fn parse_args() -> Result<Options, String> {
     default(&mut o.hello, o.bin_dir.join("hello"));
     let extra = o.bin_dir.join("bench-bins");
     default(&mut o.hello_http_only, extra.join("hello-http-only"));
+    default(&mut o.hello_observed, extra.join("hello-observed"));
     default(&mut o.hello_lambda_only, extra.join("hello-lambda-only"));
     if o.runs == 0 {
         o.runs = if o.quick { 5 } else { 60 };
@@ -202,7 +208,7 @@ fn variants(o: &Options) -> Vec<Variant> {
         fnkit,
         env: &[],
     };
-    vec![
+    let mut all = vec![
         v(
             "std",
             "std-only limit",
@@ -229,7 +235,7 @@ fn variants(o: &Options) -> Vec<Variant> {
         ),
         v(
             "fnkit",
-            "fnkit hello",
+            "fnkit hello (default features)",
             o.hello.clone(),
             Kind::Http,
             true,
@@ -239,6 +245,16 @@ fn variants(o: &Options) -> Vec<Variant> {
             "fnkit-http-only",
             "fnkit hello (http only)",
             o.hello_http_only.clone(),
+            Kind::Http,
+            false,
+            true,
+        ),
+        // Issue 11: the same hello with metrics and OpenTelemetry compiled in (and not
+        // configured, as a function that does not use them): what they cost at start.
+        v(
+            "fnkit-obs",
+            "fnkit hello + metrics + otel",
+            o.hello_observed.clone(),
             Kind::Http,
             false,
             true,
@@ -273,6 +289,14 @@ fn variants(o: &Options) -> Vec<Variant> {
             true,
         ),
         v(
+            "fnkit-obs-lambda",
+            "fnkit hello + metrics + otel on Lambda",
+            o.hello_observed.clone(),
+            Kind::Lambda,
+            false,
+            true,
+        ),
+        v(
             "fnkit-lambda-only",
             "fnkit hello (lambda only)",
             o.hello_lambda_only.clone(),
@@ -290,7 +314,10 @@ fn variants(o: &Options) -> Vec<Variant> {
             false,
             true,
         ),
-    ]
+    ];
+    // OpenFaaS: hello in direct mode, and behind a stand-in watchdog (bench/harness/src/proxied.rs).
+    all.extend(proxied::variants(&o.hello, &o.bin_dir));
+    all
 }
 
 fn cold_once(v: &Variant, body: &Arc<Vec<u8>>) -> Result<Sample, ColdError> {

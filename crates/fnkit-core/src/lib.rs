@@ -18,10 +18,13 @@ mod env;
 mod error;
 mod guard;
 mod handler;
+mod logscope;
 mod observe;
 mod platform;
 mod secrets;
 mod shutdown;
+#[cfg(feature = "signals")]
+mod signals;
 mod trace;
 mod workers;
 
@@ -71,6 +74,17 @@ pub mod adapter {
         pub use crate::workers::*;
     }
     pub use crate::shutdown::{has_shutdown_hooks, run_shutdown_hooks};
+    /// Which request a log line belongs to: the adapters wrap each request in
+    /// [`logscope::in_request`], the log subscriber reads [`logscope::current`].
+    pub mod logscope {
+        pub use crate::logscope::*;
+    }
+    /// Termination signals as a readable socket (signal-hook's self-pipe), without Tokio's
+    /// signal driver.
+    #[cfg(feature = "signals")]
+    pub mod signals {
+        pub use crate::signals::*;
+    }
     pub use crate::trace::{begin_traces, trace_context, TraceInput};
 
     /// CloudEvents without a transport: attribute rules, the JSON format, data splitting.
@@ -120,7 +134,8 @@ pub fn new_id() -> String {
         buf[at + 1] = HEX[usize::from(byte & 0xF)];
         at += 2;
     }
-    buf.iter().map(|&b| char::from(b)).collect()
+    // Hex digits and dashes only: always UTF-8, copied in one go.
+    std::str::from_utf8(&buf).map_or_else(|_| String::new(), str::to_owned)
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";

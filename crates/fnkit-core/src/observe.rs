@@ -110,16 +110,18 @@ pub fn observed() -> bool {
 
 /// Makes `found` the invocation's trace if it has none yet (the first one found is the
 /// invocation's: in a batch, the first traced event's). The whole context is kept only when an
-/// observer will report it; otherwise only its span, which marks the trace as found. Gives the
-/// span just adopted, for the adapter to put its ids on its log span.
-pub fn adopt(invocation: &mut TraceContext, found: &TraceContext) -> Option<crate::SpanContext> {
-    let span = found.span.filter(|_| invocation.span.is_none())?;
+/// observer will report it; otherwise only its span, which marks the trace as found. The span
+/// adopted goes on the current request's log lines ([`crate::adapter::logscope`]).
+pub fn adopt(invocation: &mut TraceContext, found: &TraceContext) {
+    let Some(span) = found.span.filter(|_| invocation.span.is_none()) else {
+        return;
+    };
     if observed() {
         *invocation = found.clone();
     } else {
         invocation.span = Some(span);
     }
-    Some(span)
+    crate::logscope::record_span(&span);
 }
 
 /// Reports that the function is ready to serve.

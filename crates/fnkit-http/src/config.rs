@@ -12,7 +12,8 @@ use fnkit_core::{Error, Platform};
 pub struct Config {
     /// Where to listen: `0.0.0.0:$PORT` (8080) locally and on Knative; on OpenFaaS the port of
     /// `upstream_url` (8082 when absent) on 127.0.0.1 (or on the IP literal `upstream_url`
-    /// names, e.g. `[::1]`), behind the watchdog.
+    /// names, e.g. `[::1]`), behind the watchdog; in its place (`FNKIT_OPENFAAS_MODE=direct`)
+    /// `0.0.0.0` at the watchdog's `port` (else `PORT`, else 8080).
     pub addr: SocketAddr,
     /// The largest request body accepted (`FNKIT_MAX_BODY_BYTES`, 6 MiB). Larger ones get 413.
     pub max_body_bytes: usize,
@@ -32,8 +33,8 @@ pub struct Config {
     /// How long to go on accepting new connections after SIGTERM, answering `/ready` with 503
     /// (`FNKIT_SHUTDOWN_DELAY_SECS`): zero on Knative (its queue-proxy has drained before the
     /// signal) and locally; on OpenFaaS the watchdog's `healthcheck_interval` + `write_timeout`,
-    /// as it keeps routing traffic that long. Plain Kubernetes wants a few seconds, the time
-    /// endpoints take to drop the pod.
+    /// as it keeps routing traffic that long (`healthcheck_interval` alone in direct mode). Plain
+    /// Kubernetes wants a few seconds, the time endpoints take to drop the pod.
     pub accept_after_signal: Duration,
     /// The most requests handled at once (`max_inflight` on OpenFaaS); more get 429.
     pub max_inflight: Option<usize>,

@@ -15,7 +15,8 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 
 use crate::cloudevents::{self as binding, Mode};
 use crate::reply::{Reply, ReplyBody};
-use crate::service::{adopt, json_reply, State};
+use crate::service::{json_reply, State};
+use fnkit_core::adapter::observe::adopt;
 
 /// How one handler shape answers a request (platform paths and limits are handled before).
 pub(crate) trait Shape: Send + Sync + 'static {

@@ -35,6 +35,14 @@ impl State {
                 return Some(r);
             }
         }
+        if watchdog && path == "/_/ready" && self.at_capacity() {
+            // of-watchdog's readiness: 429 while `max_inflight` requests are in flight, so the
+            // platform routes elsewhere (docs/platforms.md §6).
+            return Some(json_reply(
+                StatusCode::TOO_MANY_REQUESTS,
+                br#"{"status":"at max_inflight"}"#.to_vec(),
+            ));
+        }
         if probe || path == "/ready" || (watchdog && (path == "/_/health" || path == "/_/ready")) {
             return Some(self.readiness());
         }

@@ -27,20 +27,39 @@ pub(crate) async fn serve<S: Shape + ?Sized>(
 }
 
 /// Resolves at the first SIGTERM or SIGINT. Handled explicitly: as PID 1 in a `FROM scratch`
-/// image, an unhandled SIGTERM would be ignored.
+/// image, an unhandled SIGTERM would be ignored. The handlers write into sockets
+/// ([`fnkit_core::adapter::signals`]) read on the runtime's I/O driver: no Tokio signal driver.
 ///
 /// # Errors
 /// When the signal handlers cannot be installed.
 pub(crate) fn shutdown_signal() -> Result<impl Future<Output = ()>, Error> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(Error::internal)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(Error::internal)?;
+    use fnkit_core::adapter::signals::{signal_pipe, SIGINT, SIGTERM};
+    let pipe = |signal| {
+        signal_pipe(&[signal])
+            .and_then(tokio::net::UnixStream::from_std)
+            .map_err(Error::internal)
+    };
+    let (term, int) = (pipe(SIGTERM)?, pipe(SIGINT)?);
     Ok(async move {
         tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM received; shutting down"),
-            _ = int.recv() => tracing::info!("SIGINT received; shutting down"),
+            () = delivered(&term) => tracing::info!("SIGTERM received; shutting down"),
+            () = delivered(&int) => tracing::info!("SIGINT received; shutting down"),
         }
     })
+}
+
+/// Waits until the signal handler has written its byte into `pipe`.
+async fn delivered(pipe: &tokio::net::UnixStream) {
+    let mut byte = [0_u8; 1];
+    loop {
+        if pipe.readable().await.is_err() {
+            return;
+        }
+        match pipe.try_read(&mut byte) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            _ => return,
+        }
+    }
 }
 
 /// [`serve`] with explicit settings and shutdown trigger.

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use fnkit_core::adapter::logscope::{self, RequestLog};
 use fnkit_core::adapter::{guard, observe, BoxFuture, Limit};
 use fnkit_core::{Context, Error, ErrorKind, FunctionInfo, TraceContext};
 use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
-use tracing::Instrument;
 
 use crate::dispatch::Shape;
 use crate::reply::{Reply, ReplyBody};
@@ -30,6 +30,13 @@ pub(crate) struct State {
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
 impl State {
+    /// Whether `max_inflight` requests are in flight (never, without the setting).
+    pub(crate) fn at_capacity(&self) -> bool {
+        self.config
+            .max_inflight
+            .is_some_and(|max| self.inflight.load(Ordering::Acquire) >= max)
+    }
+
     pub(crate) fn new(info: Arc<FunctionInfo>, config: Config) -> Self {
         Self {
             info,
@@ -98,15 +105,10 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
     };
     let request_id = request_id_of(req.headers());
     let observing = observe::observed().then(|| Observing::start::<S>(&state, &req, &request_id));
-    // `trace_id` and `span_id` are recorded by the shape once the trace is final (a CloudEvent's
-    // extension counts where the headers carry none: docs/tracing.md), so every line the handler
-    // logs has them; a line logged before (a body that cannot be read) has the request id only.
-    let span = tracing::info_span!(
-        "request",
-        request_id = request_id.as_str(),
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty
-    );
+    // Every line logged for this request carries its id; `trace_id` and `span_id` once the
+    // shape has adopted the trace (a CloudEvent's extension counts where the headers carry none:
+    // docs/tracing.md); a line logged before (a body that cannot be read) has the request id only.
+    let log = RequestLog::new(request_id.as_str());
     let mut trace = TraceContext::default();
     // The access line is a debug one: gather its parts only when it will be written.
     let access = tracing::enabled!(tracing::Level::DEBUG).then(|| {
@@ -117,12 +119,11 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
         )
     });
     let mut failed = None;
-    let reply = function
-        .respond(&state, req, request_id, &mut trace)
-        .instrument(span.clone())
+    let reply = logscope::in_request(&log, function.respond(&state, req, request_id, &mut trace))
         .await
         .unwrap_or_else(|e| {
-            span.in_scope(|| log_error(&e));
+            let _entered = logscope::enter(&log);
+            log_error(&e);
             failed = Some(e.kind());
             error_reply(&e)
         });
@@ -130,15 +131,14 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
         o.finish(Some(&trace), reply.status().as_u16(), failed);
     }
     if let Some((started, method, path)) = access {
-        span.in_scope(|| {
-            tracing::debug!(
-                method = %method,
-                path = %path,
-                status = reply.status().as_u16(),
-                duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-                "request served"
-            );
-        });
+        let _entered = logscope::enter(&log);
+        tracing::debug!(
+            method = %method,
+            path = %path,
+            status = reply.status().as_u16(),
+            duration_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "request served"
+        );
     }
     Ok(reply)
 }
@@ -215,15 +215,6 @@ impl Drop for Observing {
     fn drop(&mut self) {
         // 499: the client closed the request (the status proxies log for it).
         self.finish(None, 499, None);
-    }
-}
-
-/// [`observe::adopt`], and the adopted span's ids on the request's log span, the current one.
-pub(crate) fn adopt(request: &mut TraceContext, found: &TraceContext) {
-    if let Some(span) = observe::adopt(request, found) {
-        let current = tracing::Span::current();
-        current.record("trace_id", span.trace_id.as_str());
-        current.record("span_id", span.span_id.as_str());
     }
 }
 

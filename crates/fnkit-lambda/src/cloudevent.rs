@@ -24,7 +24,7 @@ pub(crate) async fn handle(
     let event = match to_event(&payload) {
         Ok(event) => event,
         Err(e) => {
-            crate::invoke::adopt(invocation, ctx.trace());
+            fnkit_core::adapter::observe::adopt(invocation, ctx.trace());
             return Err(e);
         }
     };
@@ -36,7 +36,7 @@ pub(crate) async fn handle(
         span_id: ctx.trace().span.map(|s| s.span_id),
         ..TraceInput::default()
     });
-    crate::invoke::adopt(invocation, &trace);
+    fnkit_core::adapter::observe::adopt(invocation, &trace);
     let ctx = ctx.with_trace(trace).with_event(Arc::new(attributes));
     match f.call(event, ctx).await? {
         Some(reply) => ce::encode(reply).map(Bytes::from),

@@ -111,12 +111,12 @@ pub(crate) async fn handle(
     let (source, req) = match decoded {
         Ok(decoded) => decoded,
         Err(e) => {
-            crate::invoke::adopt(trace, ctx.trace());
+            fnkit_core::adapter::observe::adopt(trace, ctx.trace());
             return Err(e);
         }
     };
     let ctx = with_request_headers(ctx, req.headers());
-    crate::invoke::adopt(trace, ctx.trace());
+    fnkit_core::adapter::observe::adopt(trace, ctx.trace());
     let resp = f.call(req, ctx).await?;
     if !resp.body().is_stream() {
         return to_payload(source, resp).map(Answer::Payload);

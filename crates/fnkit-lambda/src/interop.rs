@@ -16,13 +16,13 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
+use fnkit_core::adapter::logscope::{self, RequestLog};
 use futures_core::Stream;
 use http::{HeaderMap, HeaderValue};
 use lambda_runtime::{
     Diagnostic, FunctionResponse, LambdaEvent, MetadataPrelude, Service, StreamResponse,
 };
 use serde_json::value::RawValue;
-use tracing::Instrument;
 
 #[cfg(feature = "cloudevents")]
 use fnkit_core::adapter::EventFunction;
@@ -140,20 +140,12 @@ impl Service<LambdaEvent<serde_json::Value>> for LambdaService {
 
     fn call(&mut self, event: LambdaEvent<serde_json::Value>) -> Self::Future {
         let (run, info) = (self.run.clone(), self.info.clone());
-        let span = tracing::error_span!(
-            "invoke",
-            request_id = %event.context.request_id,
-            trace_id = tracing::field::Empty,
-            span_id = tracing::field::Empty
-        );
-        Box::pin(
-            async move {
-                invoke_once(&*run, &info, event)
-                    .await
-                    .map_err(|e| diagnostic(&e))
-            }
-            .instrument(span),
-        )
+        let log = RequestLog::new(event.context.request_id.as_str());
+        Box::pin(logscope::in_request(&log, async move {
+            invoke_once(&*run, &info, event)
+                .await
+                .map_err(|e| diagnostic(&e))
+        }))
     }
 }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
+use fnkit_core::adapter::logscope::{self, RequestLog};
 use http::{HeaderMap, StatusCode};
-use tracing::Instrument;
 
 #[cfg(feature = "cloudevents")]
 use fnkit_core::adapter::EventFunction;
@@ -100,16 +100,10 @@ async fn run<D: Dispatch + ?Sized>(
                 )
             })?
             .to_owned();
-        // At ERROR level so the span (and the request id on every line) exists whatever the
-        // log level: an INFO span would vanish under AWS_LAMBDA_LOG_LEVEL=WARN. `trace_id` and
-        // `span_id` are recorded by the shape once it has read the payload's trace (docs/tracing.md).
-        let span = tracing::error_span!(
-            "invoke",
-            request_id = %request_id,
-            trace_id = tracing::field::Empty,
-            span_id = tracing::field::Empty
-        );
-        invoke_once(
+        // Every line logged for this invocation carries its request id, whatever the log level;
+        // `trace_id` and `span_id` once the shape has read the payload's trace (docs/tracing.md).
+        let log = RequestLog::new(request_id.as_str());
+        let invoked = invoke_once(
             api,
             function,
             info,
@@ -117,9 +111,8 @@ async fn run<D: Dispatch + ?Sized>(
             &parts.headers,
             payload,
             trace_env,
-        )
-        .instrument(span)
-        .await?;
+        );
+        logscope::in_request(&log, invoked).await?;
         if observe::observed() {
             // docs/platforms.md §1.2: Lambda may freeze the sandbox once the answer is in, so
             // what observers buffered (spans, metrics) goes out before the next `/next`.
@@ -257,15 +250,6 @@ pub(crate) fn too_large(len: usize) -> Error {
         ErrorKind::PayloadTooLarge,
         format!("the response is {len} bytes; Lambda accepts at most {MAX_RESPONSE_BYTES}"),
     )
-}
-
-/// [`observe::adopt`], and the adopted span's ids on the invocation's log span, the current one.
-pub(crate) fn adopt(invocation: &mut TraceContext, found: &TraceContext) {
-    if let Some(span) = observe::adopt(invocation, found) {
-        let current = tracing::Span::current();
-        current.record("trace_id", span.trace_id.as_str());
-        current.record("span_id", span.span_id.as_str());
-    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -415,7 +399,7 @@ impl Dispatch for dyn TypedFunction {
         trace: &'a mut TraceContext,
     ) -> BoxFuture<'a, Result<Answer, Error>> {
         Box::pin(async move {
-            adopt(trace, ctx.trace());
+            observe::adopt(trace, ctx.trace());
             let out = self.call(Payload::Bytes(payload), ctx).await?;
             Ok(Answer::Payload(Bytes::from(out)))
         })

@@ -7,18 +7,16 @@ use std::time::Duration;
 
 use fnkit_core::{Error, Platform};
 
-/// Resolves at SIGTERM: a byte the signal handler writes into a socket pair (signal-hook's
-/// self-pipe), read on the runtime's own I/O driver. Nothing is installed until [`prepare`] runs,
-/// so a function without hooks handles no signal and pays nothing at start.
+/// Resolves at SIGTERM: a byte the signal handler writes into a socket pair
+/// ([`fnkit_core::adapter::signals`]), read on the runtime's own I/O driver. Nothing is installed
+/// until [`prepare`] runs, so a function without hooks handles no signal and pays nothing at start.
 pub(crate) struct Sigterm(tokio::net::UnixStream);
 
 impl Sigterm {
     fn install() -> Result<Self, Error> {
-        let (read, write) = std::os::unix::net::UnixStream::pair().map_err(Error::internal)?;
-        signal_hook::low_level::pipe::register(signal_hook::consts::SIGTERM, write)
-            .map_err(Error::internal)?;
-        read.set_nonblocking(true).map_err(Error::internal)?;
-        tokio::net::UnixStream::from_std(read)
+        use fnkit_core::adapter::signals::{signal_pipe, SIGTERM};
+        signal_pipe(&[SIGTERM])
+            .and_then(tokio::net::UnixStream::from_std)
             .map(Self)
             .map_err(Error::internal)
     }

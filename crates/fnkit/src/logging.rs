@@ -1,6 +1,7 @@
-//! A small JSON-lines log subscriber: one object per line on stdout, span fields (the request
-//! id above all) flattened into every line of a request. No regex engine, no chrono: start-up
-//! costs one allocation for the filter.
+//! A small JSON-lines log subscriber: one object per line on stdout, the request's fields (its
+//! id, trace and span ids: `fnkit_core::adapter::logscope`) and the fields of the user's own spans
+//! flattened into every line of a request. No regex engine, no chrono: start-up costs one
+//! allocation for the filter.
 
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
@@ -13,6 +14,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 use tracing_subscriber::registry::LookupSpan;
 
+use fnkit_core::adapter::logscope::{self, RequestLog};
 use fnkit_core::Platform;
 
 /// The shape of a log line.
@@ -171,6 +173,11 @@ where
         let mut visitor = JsonVisitor::new(self.format);
         event.record(&mut visitor);
         let mut spans = String::new();
+        logscope::current(|log| {
+            if let Some(log) = log {
+                request_fields(self.format, log, &mut spans);
+            }
+        });
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
                 if let Some(fields) = span.extensions().get::<SpanFields>() {
@@ -227,6 +234,30 @@ fn render(format: Format, meta: &Metadata<'_>, event: &JsonVisitor, spans: &str)
     line
 }
 
+/// The request's own members: `,"request_id":"…"` (`requestId` on Lambda), then `trace_id` and
+/// `span_id` once its trace is known.
+fn request_fields(format: Format, log: &RequestLog, out: &mut String) {
+    push_key(out, format, "request_id");
+    push_json_str(out, log.request_id());
+    if let Some(span) = log.span() {
+        push_key(out, format, "trace_id");
+        push_json_str(out, span.trace_id.as_str());
+        push_key(out, format, "span_id");
+        push_json_str(out, span.span_id.as_str());
+    }
+}
+
+/// `,"name":`, with Lambda's name for the request id in Lambda's formats.
+fn push_key(out: &mut String, format: Format, name: &str) {
+    let name = match (format, name) {
+        (Format::LambdaJson | Format::LambdaText, "request_id") => "requestId",
+        (_, name) => name,
+    };
+    out.push(',');
+    push_json_str(out, name);
+    out.push(':');
+}
+
 fn find_request_id(spans: &str) -> Option<&str> {
     text_pairs(spans)
         .find(|(k, _)| *k == "requestId" || *k == "request_id")
@@ -271,13 +302,7 @@ impl JsonVisitor {
     }
 
     fn key(&mut self, field: &Field) {
-        let name = match (self.format, field.name()) {
-            (Format::LambdaJson | Format::LambdaText, "request_id") => "requestId",
-            (_, name) => name,
-        };
-        self.fields.push(',');
-        push_json_str(&mut self.fields, name);
-        self.fields.push(':');
+        push_key(&mut self.fields, self.format, field.name());
     }
 }
 
