@@ -544,8 +544,8 @@ fn deploy_dry_run_prints_each_platform_s_commands() {
 }
 
 /// The generated openfaas/stack.yml runs the image without of-watchdog: the binary, with the
-/// stack's `environment`, must itself listen where `upstream_url` says and answer the
-/// watchdog's probe paths.
+/// stack's `environment` (OpenFaaS direct mode), must itself listen on the watchdog's `port` and
+/// answer the watchdog's probe paths.
 fn serves_as_its_openfaas_stack_says(dir: &Path, name: &str) {
     let stack = std::fs::read_to_string(dir.join("openfaas/stack.yml")).unwrap();
     let env_block = stack
@@ -556,7 +556,12 @@ fn serves_as_its_openfaas_stack_says(dir: &Path, name: &str) {
     let mut cmd = std::process::Command::new(common::shared_target().join("debug").join(name));
     for line in env_block.lines().take_while(|l| l.starts_with("      ")) {
         let (key, value) = line.trim().split_once(": ").expect("key: value");
-        let value = value.replace(":8080", &format!(":{port}"));
+        // The stack's port is 8080, as on OpenFaaS; here a free one.
+        let value = if key == "port" {
+            port.to_string()
+        } else {
+            value.to_owned()
+        };
         cmd.env(key, value);
     }
     let mut child = cmd

@@ -25,19 +25,12 @@ pub fn repo_root() -> PathBuf {
         .expect("the repository root")
 }
 
-/// Where the tests keep generated crates and their shared target directory: under the target
-/// directory of this build (`CARGO_TARGET_DIR` in CI, else the repository's `target/`), in a
-/// folder of its own, so the tool's cargo never waits on the lock of the build running the tests.
+/// Where the tests keep generated crates and their shared target directory: a folder of the
+/// system's temporary directory, outside this repository as a user's own crate would be (inside
+/// it, cargo would find fnkit's workspace above a folder with no crate), and apart from the build
+/// running the tests, so the tool's cargo never waits on its lock.
 pub fn work_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target"));
-    let target = if target.is_absolute() {
-        target
-    } else {
-        repo_root().join(target)
-    };
-    let dir = target.join("cargo-fnkit-tests");
+    let dir = std::env::temp_dir().join("cargo-fnkit-tests");
     std::fs::create_dir_all(&dir).expect("the tests' work dir");
     dir
 }
