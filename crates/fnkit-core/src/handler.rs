@@ -78,6 +78,9 @@ impl Payload {
     /// An [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) error whose message names
     /// the path of the offending field, or says the JSON is malformed.
     pub fn deserialize<T: DeserializeOwned>(self) -> Result<T, Error> {
+        // The fast path parses without tracking where it is; only input that fails is parsed
+        // again with serde_path_to_error, for a message naming the field (a key allocation per
+        // field on every request otherwise: BENCHMARKS.md, issue 12).
         match self {
             Self::Bytes(bytes) => {
                 let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -85,14 +88,19 @@ impl Payload {
                 } else {
                     &bytes
                 };
-                let mut de = serde_json::Deserializer::from_slice(text);
-                let value = serde_path_to_error::deserialize(&mut de).map_err(input_error)?;
-                de.end().map_err(|e| {
-                    Error::invalid_input(format!("malformed JSON: {e}")).with_source(e)
-                })?;
-                Ok(value)
+                serde_json::from_slice(text).or_else(|_| {
+                    let mut de = serde_json::Deserializer::from_slice(text);
+                    let value = serde_path_to_error::deserialize(&mut de).map_err(input_error)?;
+                    de.end().map_err(|e| {
+                        Error::invalid_input(format!("malformed JSON: {e}")).with_source(e)
+                    })?;
+                    Ok(value)
+                })
             }
-            Self::Json(value) => serde_path_to_error::deserialize(value).map_err(input_error),
+            Self::Json(value) => match T::deserialize(&value) {
+                Ok(v) => Ok(v),
+                Err(_) => serde_path_to_error::deserialize(value).map_err(input_error),
+            },
         }
     }
 }
