@@ -13,7 +13,8 @@ use crate::{fail, say, BuildArgs, ImageArgs, Result};
 
 /// The CA bundle Debian, Ubuntu, Alpine and Arch keep (`update-ca-certificates`).
 const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
-/// Crates whose presence in Cargo.lock means the function speaks TLS and wants root certificates.
+/// Crates whose presence in the function's dependency tree means it speaks TLS and wants root
+/// certificates.
 const TLS_CRATES: &[&str] = &["rustls", "native-tls", "openssl"];
 
 /// `cargo fnkit image`.
@@ -60,7 +61,10 @@ pub(crate) fn run(args: &ImageArgs) -> Result<()> {
     say!("  total    {}", human(image.total_size()));
     match &ca_bundle {
         Some(ca) => say!("  CA certs {} -> {SYSTEM_CA_BUNDLE}", ca.display()),
-        None => say!("  CA certs none (no TLS crate in Cargo.lock; --ca-certs PATH adds some)"),
+        None => say!(
+            "  CA certs none (no TLS crate among the function's dependencies; --ca-certs PATH \
+             adds some)"
+        ),
     }
     say!("  layout   {}", output.display());
     if args.push {
@@ -68,23 +72,29 @@ pub(crate) fn run(args: &ImageArgs) -> Result<()> {
             .tag
             .as_deref()
             .ok_or_else(|| fail!("--push needs --tag REF"))?;
+        let pushing = std::time::Instant::now();
         let report = image
             .push(tag)
             .map_err(|e| fail!("cannot push {tag}: {e}"))?;
         say!(
-            "  pushed   {}@{} ({} uploaded)",
+            "  pushed   {}@{} ({} uploaded in {:.2} s)",
             report.reference,
             report.digest,
-            human(report.bytes_uploaded)
+            human(report.bytes_uploaded),
+            pushing.elapsed().as_secs_f64()
         );
         save_last_push(project, &report.reference, &report.digest)?;
     }
-    say!("  took     {:.1} s", started.elapsed().as_secs_f64());
+    say!(
+        "  took     {:.1} s in all (build included)",
+        started.elapsed().as_secs_f64()
+    );
     Ok(())
 }
 
-/// `--ca-certs`, else none with `--no-ca-certs`, else the system's bundle when Cargo.lock shows a
-/// TLS crate.
+/// `--ca-certs`, else none with `--no-ca-certs`, else the system's bundle when the function depends
+/// on a TLS crate (its own dependency tree, not the whole Cargo.lock: in a workspace the lock also
+/// holds the other members' dependencies).
 fn ca_bundle(args: &ImageArgs, project: &Project) -> Result<Option<PathBuf>> {
     if let Some(path) = &args.ca_certs {
         if !path.is_file() {
@@ -95,8 +105,7 @@ fn ca_bundle(args: &ImageArgs, project: &Project) -> Result<Option<PathBuf>> {
     if args.no_ca_certs {
         return Ok(None);
     }
-    let lock = fs::read_to_string(project.workspace_root.join("Cargo.lock")).unwrap_or_default();
-    if !uses_tls(&lock) {
+    if !uses_tls(&dependency_tree(project)?) {
         return Ok(None);
     }
     let system = Path::new(SYSTEM_CA_BUNDLE);
@@ -104,20 +113,38 @@ fn ca_bundle(args: &ImageArgs, project: &Project) -> Result<Option<PathBuf>> {
         Ok(Some(system.to_path_buf()))
     } else {
         Err(fail!(
-            "Cargo.lock has a TLS crate, so the image wants root certificates, but \
+            "the function depends on a TLS crate, so the image wants root certificates, but \
              {SYSTEM_CA_BUNDLE} is missing: install ca-certificates, or pass --ca-certs PATH \
              (or --no-ca-certs)"
         ))
     }
 }
 
-/// Whether a Cargo.lock names one of [`TLS_CRATES`].
-fn uses_tls(lock: &str) -> bool {
-    lock.lines().any(|l| {
-        l.strip_prefix("name = \"")
-            .and_then(|rest| rest.strip_suffix('"'))
-            .is_some_and(|name| TLS_CRATES.contains(&name))
-    })
+/// The package's normal dependencies, one `name vX.Y.Z` per line (`cargo tree`, every platform).
+fn dependency_tree(project: &Project) -> Result<String> {
+    let out = crate::project::cargo()
+        .args([
+            "tree", "-e", "normal", "--prefix", "none", "--target", "all",
+        ])
+        .arg("--manifest-path")
+        .arg(&project.manifest)
+        .args(["-p", &project.name])
+        .output()
+        .map_err(|e| fail!("cannot run `cargo tree`: {e}"))?;
+    if !out.status.success() {
+        return Err(fail!(
+            "`cargo tree` failed:\n{}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Whether a `cargo tree --prefix none` listing names one of [`TLS_CRATES`].
+fn uses_tls(tree: &str) -> bool {
+    tree.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .any(|name| TLS_CRATES.contains(&name))
 }
 
 /// Remembers the pushed reference and digest for `cargo fnkit deploy`.
@@ -138,10 +165,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tls_crates_in_the_lock_file_ask_for_certificates() {
-        let lock = "[[package]]\nname = \"rustls\"\nversion = \"0.23.0\"\n";
-        assert!(uses_tls(lock));
-        assert!(!uses_tls("[[package]]\nname = \"rustls-pki-types\"\n"));
-        assert!(!uses_tls("[[package]]\nname = \"hyper\"\n"));
+    fn tls_crates_in_the_dependency_tree_ask_for_certificates() {
+        let tree = "hello v0.1.0 (/src/hello)\nfnkit v0.1.0 (/src/fnkit)\nrustls v0.23.35\n";
+        assert!(uses_tls(tree));
+        assert!(!uses_tls("rustls-pki-types v1.13.0\nhyper v1.8.1\n"));
+        assert!(!uses_tls(""));
     }
 }

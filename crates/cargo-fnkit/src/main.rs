@@ -206,8 +206,8 @@ struct ImageArgs {
     /// Build an arm64 image
     #[arg(long)]
     arm64: bool,
-    /// A CA bundle to put at /etc/ssl/certs/ca-certificates.crt (default: the system's, when
-    /// Cargo.lock shows a TLS crate)
+    /// A CA bundle to put at /etc/ssl/certs/ca-certificates.crt (default: the system's, when the
+    /// function depends on a TLS crate)
     #[arg(long, value_name = "PATH")]
     ca_certs: Option<PathBuf>,
     /// Never include a CA bundle
