@@ -40,13 +40,22 @@ BENCH_CARGO_ENV := CARGO_TARGET_DIR=$(BENCH_TARGET_DIR)
 BENCH_HARNESS   := $(BENCH_BIN_DIR)/harness
 BENCH_RUN       := $(BENCH_HARNESS) --bin-dir $(BENCH_BIN_DIR) --out $(BENCH_RESULTS) --wrk $(BENCH_WRK)
 
-.PHONY: bench bench-quick bench-build bench-tools bench-clippy
+.PHONY: bench bench-quick bench-build bench-tools bench-clippy bench-page-cache
 
-bench: bench-build bench-tools
+bench: bench-build bench-tools bench-page-cache
 	$(BENCH_RUN) $(BENCH_ARGS)
 
-bench-quick: bench-build bench-tools
+bench-quick: bench-build bench-tools bench-page-cache
 	$(BENCH_RUN) --quick $(BENCH_ARGS)
+
+# Every binary measured gets the same page-cache history: evicted (GNU dd's `iflag=nocache`), then
+# read once whole. A binary's peak RSS depends on how its file reached the page cache (written by
+# cargo or cp, read, or faulted in by exec): the same file measured up to 150 KiB apart
+# (docs/metrics.md), more than some of the differences this bench is after.
+bench-page-cache:
+	@for f in $(BENCH_BIN_DIR)/*-hello $(BENCH_BIN_DIR)/hello $(BENCH_BIN_DIR)/stand-in-proxy $(BENCH_EXTRA_DIR)/*; do \
+	  [ -f "$$f" ] || continue; dd if="$$f" iflag=nocache count=0 status=none && cat "$$f" > /dev/null; \
+	done; echo "bench: page cache of the measured binaries reset (evicted, then read once)"
 
 # The musl target, then: the single-platform `hello` builds (copied aside, since each build
 # replaces target/.../release/hello), the all-platforms `hello` last, and the bench workspace
