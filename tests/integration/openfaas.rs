@@ -515,20 +515,7 @@ fn openfaas_48_second_concurrent_request_past_max_inflight_gets_429() {
     let of = OpenFaas::start("http-echo", &[("max_inflight", "1")], None);
     let watchdog = of.watchdog.addr;
     let slow = std::thread::spawn(move || request(watchdog, &Request::get("/sleep?ms=3000")));
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let refused = loop {
-        let r = of.send(&Request::get("/fast"));
-        if r.status == 429 {
-            break r;
-        }
-        // Sent before the slow one arrived: served, and tried again.
-        assert_eq!(r.status, 200, "{}", r.text());
-        assert!(
-            Instant::now() < deadline,
-            "no 429 while a request was in flight"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let refused = first_429(|r| of.send(r), Duration::from_secs(3));
     assert_eq!(refused.json()["error"], "TooManyRequests");
     let slow = slow.join().expect("the slow request");
     assert_eq!(slow.status, 200, "{}", slow.text());
@@ -859,19 +846,7 @@ fn openfaas_direct_mode_answers_429_past_max_inflight_and_504_past_exec_timeout(
     let addr = f.addr;
     let sent = Instant::now();
     let slow = std::thread::spawn(move || request(addr, &Request::get("/sleep?ms=8000")));
-    let deadline = Instant::now() + Duration::from_secs(1);
-    let refused = loop {
-        let r = f.send(&Request::get("/fast"));
-        if r.status == 429 {
-            break r;
-        }
-        assert_eq!(r.status, 200, "{}", r.text());
-        assert!(
-            Instant::now() < deadline,
-            "no 429 while a request was in flight"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let refused = first_429(|r| f.send(r), Duration::from_secs(1));
     assert_eq!(refused.json()["error"], "TooManyRequests");
     assert!(
         refused.json()["message"]
@@ -1011,5 +986,26 @@ fn openfaas_direct_template_runs_the_function_alone_as_nobody_and_both_build_non
             );
             assert!(dockerfile.contains(&needle), "a template lacks {needle}");
         }
+    }
+}
+
+/// Sends `GET /fast` until it gets a 429 (while another request holds the only slot); a request
+/// sent before the slow one arrived is served (200) and tried again. Fails after `within`.
+fn first_429(
+    send: impl Fn(&Request) -> fnkit_tests::Response,
+    within: Duration,
+) -> fnkit_tests::Response {
+    let deadline = Instant::now() + within;
+    loop {
+        let r = send(&Request::get("/fast"));
+        if r.status == 429 {
+            return r;
+        }
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(
+            Instant::now() < deadline,
+            "no 429 while a request was in flight"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     }
 }

@@ -148,6 +148,17 @@ fn serve_connection(stream: TcpStream, handler: &dyn Fn(Request) -> Response) ->
     }
 }
 
+/// `GET target` on `addr`, answered within 10 s (the emulators' unit tests).
+#[cfg(test)]
+pub(crate) fn get(addr: &str, target: &str) -> Response {
+    let req = Request {
+        method: "GET".into(),
+        target: target.into(),
+        ..Request::default()
+    };
+    send(addr, &req, Some(Instant::now() + Duration::from_secs(10))).expect("an answer")
+}
+
 /// Reads one request; `None` when the peer closed the connection between requests.
 #[cfg(test)]
 pub(crate) fn read_request(reader: &mut impl BufRead) -> io::Result<Option<Request>> {

@@ -321,7 +321,7 @@ fn invoke_api(e: &Emulator, req: Request) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http1::send;
+    use crate::http1::{get, send};
     use std::thread;
 
     fn post(addr: &str, target: &str, body: &str) -> Response {
@@ -334,18 +334,9 @@ mod tests {
         send(addr, &req, Some(Instant::now() + Duration::from_secs(10))).expect("an answer")
     }
 
-    fn get(addr: &str, target: &str) -> Response {
-        let req = Request {
-            method: "GET".into(),
-            target: target.into(),
-            ..Request::default()
-        };
-        send(addr, &req, Some(Instant::now() + Duration::from_secs(10))).expect("an answer")
-    }
-
-    /// A runtime written against the Runtime API as a real one would: next, then response/error.
-    #[test]
-    fn an_invocation_travels_through_next_and_response_back_to_the_caller() {
+    /// The emulator started with a 5 s timeout: its Invoke API address and the
+    /// `AWS_LAMBDA_RUNTIME_API` it gives the function.
+    fn emulator() -> (String, String) {
         let invoke = bind(0).expect("a port");
         let invoke_addr = invoke.local_addr().expect("an address").to_string();
         let env = start("fn", invoke, Duration::from_secs(5)).expect("started");
@@ -354,6 +345,13 @@ mod tests {
             .find(|(k, _)| k == "AWS_LAMBDA_RUNTIME_API")
             .map(|(_, v)| v.clone())
             .expect("the runtime address");
+        (invoke_addr, rt)
+    }
+
+    /// A runtime written against the Runtime API as a real one would: next, then response/error.
+    #[test]
+    fn an_invocation_travels_through_next_and_response_back_to_the_caller() {
+        let (invoke_addr, rt) = emulator();
         let worker = thread::spawn(move || {
             let next = get(&rt, "/2018-06-01/runtime/invocation/next");
             let id = next
@@ -417,14 +415,7 @@ mod tests {
 
     #[test]
     fn an_init_error_answers_the_pending_invocation() {
-        let invoke = bind(0).expect("a port");
-        let invoke_addr = invoke.local_addr().expect("an address").to_string();
-        let env = start("fn", invoke, Duration::from_secs(5)).expect("started");
-        let rt = env
-            .iter()
-            .find(|(k, _)| k == "AWS_LAMBDA_RUNTIME_API")
-            .map(|(_, v)| v.clone())
-            .expect("the runtime address");
+        let (invoke_addr, rt) = emulator();
         let doc = r#"{"errorType":"Runtime.InvalidConfig","errorMessage":"AWS_LAMBDA_FUNCTION_NAME is missing"}"#;
         let init = post(&rt, "/2018-06-01/runtime/init/error", doc);
         assert_eq!(init.status, 202);
@@ -458,14 +449,7 @@ mod tests {
     #[test]
     fn a_streamed_response_that_fails_reports_the_error_of_its_trailers() {
         use std::io::Write as _;
-        let invoke = bind(0).expect("a port");
-        let invoke_addr = invoke.local_addr().expect("an address").to_string();
-        let env = start("fn", invoke, Duration::from_secs(5)).expect("started");
-        let rt = env
-            .iter()
-            .find(|(k, _)| k == "AWS_LAMBDA_RUNTIME_API")
-            .map(|(_, v)| v.clone())
-            .expect("the runtime address");
+        let (invoke_addr, rt) = emulator();
         let worker = thread::spawn(move || {
             let next = get(&rt, "/2018-06-01/runtime/invocation/next");
             let id = next

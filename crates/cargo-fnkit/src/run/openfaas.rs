@@ -174,17 +174,8 @@ fn forward(w: &Watchdog, mut req: Request, slot: Slot) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::http1::send;
+    use crate::http1::get;
     use std::thread;
-
-    fn get(addr: &str, target: &str) -> Response {
-        let req = Request {
-            method: "GET".into(),
-            target: target.into(),
-            ..Request::default()
-        };
-        send(addr, &req, Some(Instant::now() + Duration::from_secs(10))).expect("an answer")
-    }
 
     #[test]
     fn requests_pass_through_and_a_slow_upstream_gets_504() {
