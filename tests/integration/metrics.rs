@@ -298,7 +298,9 @@ fn emf_lines(f: &FnProcess, n: usize) -> Vec<Value> {
 fn metrics_lambda_writes_one_emf_line_per_invocation() {
     let mock = MockApi::start();
     let f = start_function("hello", &lambda_env(&mock.api()));
-    let before_ms = now_secs() * 1000.0;
+    // EMF timestamps are whole milliseconds (truncated): compare against the whole millisecond
+    // this test started in, or an invocation in that same millisecond would look early.
+    let before_ms = (now_secs() * 1000.0).floor();
     mock.push(Event::new("m-1", r#"{"name":"Ada"}"#));
     mock.wait_answer("m-1");
     mock.push(Event::new("m-2", "{}"));
