@@ -23,6 +23,39 @@ work="$target_dir/openfaas-template/build/fn"
 say() { printf 'openfaas-template-check: %s\n' "$*"; }
 fail() { say "FAILED: $*" >&2; exit 1; }
 
+# answers_200 PATH PREFIX: waits up to 10 s for $pid to answer 200 on PATH.
+answers_200() {
+  for _ in $(seq 1 200); do
+    [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$1") == 200 ]] && return
+    kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; fail "${2}the function exited at start"; }
+    sleep 0.05
+  done
+  cat "$log" >&2
+  fail "${2}$1 did not answer 200 within 10 s"
+}
+
+# exits_0 PREFIX: waits up to 10 s for $pid (signalled already) to exit, and wants status 0.
+exits_0() {
+  local status=
+  for _ in $(seq 1 100); do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      wait "$pid" && status=0 || status=$?
+      break
+    fi
+    sleep 0.1
+  done
+  [[ -n $status ]] || fail "${1}still running 10 s after SIGTERM"
+  [[ $status == 0 ]] || { cat "$log" >&2; fail "${1}exit status $status after SIGTERM"; }
+}
+
+# json_lines PREFIX: every line of $log is one JSON object.
+json_lines() {
+  while IFS= read -r line; do
+    python3 -c 'import json, sys; assert isinstance(json.loads(sys.argv[1]), dict)' "$line" \
+      || fail "${1}log line is not one JSON object: $line"
+  done <"$log"
+}
+
 rm -rf "$work"
 mkdir -p "$work"
 cp -R "$root/openfaas/template/fnkit/." "$work/"
@@ -49,15 +82,7 @@ env -i PATH="$PATH" \
 pid=$!
 trap 'kill -9 "$pid" 2>/dev/null || true' EXIT
 
-for _ in $(seq 1 200); do
-  if [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ready") == 200 ]]; then
-    break
-  fi
-  kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; fail "the function exited at start"; }
-  sleep 0.05
-done
-[[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/ready") == 200 ]] \
-  || { cat "$log" >&2; fail "/ready did not answer 200 within 10 s"; }
+answers_200 /ready ""
 
 reply=$(curl -sS --max-time 10 -H 'content-type: application/json' -H 'transfer-encoding: chunked' \
   --data '{"name":"OpenFaaS"}' "http://127.0.0.1:$port/")
@@ -68,21 +93,8 @@ health=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/_/health
 [[ $health == 200 ]] || fail "/_/health answered $health"
 
 kill -TERM "$pid"
-status=
-for _ in $(seq 1 100); do
-  if ! kill -0 "$pid" 2>/dev/null; then
-    wait "$pid" && status=0 || status=$?
-    break
-  fi
-  sleep 0.1
-done
-[[ -n $status ]] || fail "still running 10 s after SIGTERM"
-[[ $status == 0 ]] || { cat "$log" >&2; fail "exit status $status after SIGTERM"; }
-
-while IFS= read -r line; do
-  python3 -c 'import json, sys; assert isinstance(json.loads(sys.argv[1]), dict)' "$line" \
-    || fail "log line is not one JSON object: $line"
-done <"$log"
+exits_0 ""
+json_lines ""
 say "ok: built, served a request as of-watchdog would, exited 0 after SIGTERM; logs are JSON lines"
 
 # --- the direct template: no watchdog, the binary is the entry point ------------------------------
@@ -114,13 +126,7 @@ env -i PATH="$PATH" "${image_env[@]}" port="$port" healthcheck_interval=1s write
 pid=$!
 trap 'kill -9 "$pid" 2>/dev/null || true' EXIT
 
-for _ in $(seq 1 200); do
-  [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/_/health") == 200 ]] && break
-  kill -0 "$pid" 2>/dev/null || { cat "$log" >&2; fail "the direct function exited at start"; }
-  sleep 0.05
-done
-[[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/_/health") == 200 ]] \
-  || { cat "$log" >&2; fail "direct: /_/health did not answer 200 within 10 s"; }
+answers_200 /_/health "direct: "
 reply=$(curl -sS --max-time 10 -H 'content-type: application/json' --data '{"name":"direct"}' "http://127.0.0.1:$port/")
 [[ $reply == '{"message":"Hello, direct!"}' ]] || { cat "$log" >&2; fail "direct: unexpected reply: $reply"; }
 say "direct: POST / -> $reply"
@@ -131,19 +137,7 @@ health=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/_/health
 [[ $health == 503 ]] || fail "direct: /_/health answered $health after SIGTERM, not 503"
 reply=$(curl -sS --max-time 5 -H 'content-type: application/json' --data '{"name":"late"}' "http://127.0.0.1:$port/")
 [[ $reply == '{"message":"Hello, late!"}' ]] || fail "direct: a request during healthcheck_interval got: $reply"
-status=
-for _ in $(seq 1 100); do
-  if ! kill -0 "$pid" 2>/dev/null; then
-    wait "$pid" && status=0 || status=$?
-    break
-  fi
-  sleep 0.1
-done
-[[ -n $status ]] || fail "direct: still running 10 s after SIGTERM"
-[[ $status == 0 ]] || { cat "$log" >&2; fail "direct: exit status $status after SIGTERM"; }
-while IFS= read -r line; do
-  python3 -c 'import json, sys; assert isinstance(json.loads(sys.argv[1]), dict)' "$line" \
-    || fail "direct: log line is not one JSON object: $line"
-done <"$log"
+exits_0 "direct: "
+json_lines "direct: "
 grep -q '"message":"listening on http://0.0.0.0:'"$port"'"' "$log" || { cat "$log" >&2; fail "direct: did not listen on 0.0.0.0:$port"; }
 say "ok: direct template built, served /_/health and a request on 0.0.0.0, 503 then exit 0 after SIGTERM"

@@ -106,6 +106,8 @@ pub(crate) struct Target {
     pub(crate) measured: String,
     pub(crate) ratio: Option<f64>,
     pub(crate) limit: f64,
+    /// The limit is a floor (throughput) rather than a ceiling.
+    pub(crate) higher_is_better: bool,
     pub(crate) result: Verdict,
 }
 
@@ -210,6 +212,7 @@ fn check(
         measured,
         ratio,
         limit,
+        higher_is_better,
         result,
     }
 }
@@ -763,7 +766,7 @@ fn markdown(run: &Run, targets: &[Target]) -> String {
     );
     let _ = writeln!(s, "|---|---|---:|---|");
     for t in targets {
-        let limit = if t.id.starts_with("warm-rps") {
+        let limit = if t.higher_is_better {
             format!("≥ {}", t.limit)
         } else {
             format!("≤ {}", t.limit)

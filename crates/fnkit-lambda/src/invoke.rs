@@ -378,8 +378,8 @@ pub(crate) trait Dispatch: Send + Sync {
     const TRIGGER: &'static str;
 
     /// Runs the handler on one invocation's payload. The invocation's trace (the platform's, or
-    /// the payload's where it carries one) goes to `trace` through [`adopt`] before the handler
-    /// runs.
+    /// the payload's where it carries one) goes to `trace` through [`observe::adopt`] before the
+    /// handler runs.
     fn dispatch<'a>(
         &'a self,
         payload: Bytes,

@@ -348,16 +348,22 @@ mod tests {
         (invoke_addr, rt)
     }
 
+    /// `GET …/invocation/next` as a runtime does: the event and its request id.
+    fn next_invocation(rt: &str) -> (Response, String) {
+        let next = get(rt, "/2018-06-01/runtime/invocation/next");
+        let id = next
+            .header("Lambda-Runtime-Aws-Request-Id")
+            .expect("id")
+            .to_owned();
+        (next, id)
+    }
+
     /// A runtime written against the Runtime API as a real one would: next, then response/error.
     #[test]
     fn an_invocation_travels_through_next_and_response_back_to_the_caller() {
         let (invoke_addr, rt) = emulator();
         let worker = thread::spawn(move || {
-            let next = get(&rt, "/2018-06-01/runtime/invocation/next");
-            let id = next
-                .header("Lambda-Runtime-Aws-Request-Id")
-                .expect("id")
-                .to_owned();
+            let (next, id) = next_invocation(&rt);
             assert!(next.header("Lambda-Runtime-Deadline-Ms").is_some());
             assert!(next
                 .header("Lambda-Runtime-Trace-Id")
@@ -379,11 +385,7 @@ mod tests {
                 "{}",
             );
             assert_eq!(again.status, 403, "a second answer is refused");
-            let next = get(&rt, "/2018-06-01/runtime/invocation/next");
-            let id = next
-                .header("Lambda-Runtime-Aws-Request-Id")
-                .expect("id")
-                .to_owned();
+            let (_, id) = next_invocation(&rt);
             let doc = r#"{"errorType":"HandlerError","errorMessage":"no"}"#;
             post(
                 &rt,
@@ -451,11 +453,7 @@ mod tests {
         use std::io::Write as _;
         let (invoke_addr, rt) = emulator();
         let worker = thread::spawn(move || {
-            let next = get(&rt, "/2018-06-01/runtime/invocation/next");
-            let id = next
-                .header("Lambda-Runtime-Aws-Request-Id")
-                .expect("id")
-                .to_owned();
+            let (_, id) = next_invocation(&rt);
             let doc = base64::engine::general_purpose::STANDARD
                 .encode(r#"{"errorType":"HandlerError","errorMessage":"cut"}"#);
             // As fnkit streams (docs/platforms.md §1.7): chunked, the error in trailers.
