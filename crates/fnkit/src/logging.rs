@@ -1,18 +1,21 @@
 //! A small JSON-lines log subscriber: one object per line on stdout, the request's fields (its
 //! id, trace and span ids: `fnkit_core::adapter::logscope`) and the fields of the user's own spans
-//! flattened into every line of a request. No regex engine, no chrono: start-up costs one
-//! allocation for the filter.
+//! flattened into every line of a request. No regex engine, no chrono, no span registry: the
+//! subscriber implements `tracing_core::Subscriber` itself, with a slab of live spans behind a
+//! mutex and a per-thread stack of entered spans. Start-up parses the filter and allocates the
+//! `Dispatch`; the span slab and a thread's stack allocate on first use.
 
+use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing_core::field::{Field, Visit};
-use tracing_core::span::{Attributes, Id, Record};
-use tracing_core::{Event, Level, LevelFilter, Metadata, Subscriber};
-use tracing_subscriber::layer::{Context, Layer};
-use tracing_subscriber::prelude::*;
-use tracing_subscriber::registry::LookupSpan;
+use tracing_core::span::{Attributes, Current, Id, Record};
+use tracing_core::subscriber::Interest;
+use tracing_core::{Dispatch, Event, Level, LevelFilter, Metadata, Subscriber};
 
 use fnkit_core::adapter::logscope::{self, RequestLog};
 use fnkit_core::Platform;
@@ -127,49 +130,91 @@ pub(crate) fn init(platform: Platform) {
     } else {
         (Format::Json, Filter::parse(var("RUST_LOG").as_deref()))
     };
-    let layer = JsonLines { format, filter };
-    let _ = tracing_subscriber::registry().with(layer).try_init();
+    // `set_global_default` refuses a second subscriber; checking first skips building one.
+    if tracing_core::dispatcher::has_been_set() {
+        return;
+    }
+    let dispatch = Dispatch::new(JsonLines::new(format, filter));
+    let _ = tracing_core::dispatcher::set_global_default(dispatch);
 }
 
+/// The subscriber: which events pass, how a line looks, and the user's live spans.
 struct JsonLines {
     format: Format,
     filter: Filter,
+    /// Tells this subscriber's entries on a thread's span stack from another's (one subscriber in
+    /// a function; tests install one per test).
+    owner: usize,
+    spans: Mutex<Spans>,
+    /// Where the tests' lines go instead of stdout.
+    #[cfg(test)]
+    capture: Option<std::sync::Arc<Mutex<String>>>,
 }
 
-/// Span fields, pre-rendered as `,"key":value` JSON members.
-struct SpanFields(String);
+/// Numbers subscribers for [`JsonLines::owner`].
+static NEXT_OWNER: AtomicUsize = AtomicUsize::new(0);
 
-impl<S> Layer<S> for JsonLines
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-{
-    fn enabled(&self, meta: &Metadata<'_>, _ctx: Context<'_, S>) -> bool {
-        self.filter.enabled(meta)
-    }
+thread_local! {
+    /// The spans entered on this thread, innermost last (tracing-subscriber's `SpanStack`).
+    static ENTERED: RefCell<Vec<Entered>> = const { RefCell::new(Vec::new()) };
+}
 
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(self.filter.max())
-    }
+/// One `enter` of a span on this thread.
+struct Entered {
+    owner: usize,
+    id: u64,
+    /// The span was already on the stack: this entry does not make it current again (as
+    /// tracing-subscriber's registry: the current span is the innermost non-duplicate entry).
+    duplicate: bool,
+}
 
-    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut visitor = JsonVisitor::new(self.format);
-        attrs.record(&mut visitor);
-        span.extensions_mut().insert(SpanFields(visitor.fields));
-    }
-
-    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
-        let Some(span) = ctx.span(id) else { return };
-        let mut visitor = JsonVisitor::new(self.format);
-        values.record(&mut visitor);
-        let mut ext = span.extensions_mut();
-        match ext.get_mut::<SpanFields>() {
-            Some(fields) => fields.0.push_str(&visitor.fields),
-            None => ext.insert(SpanFields(visitor.fields)),
+impl JsonLines {
+    fn new(format: Format, filter: Filter) -> Self {
+        Self {
+            format,
+            filter,
+            owner: NEXT_OWNER.fetch_add(1, Ordering::Relaxed),
+            spans: Mutex::new(Spans::default()),
+            #[cfg(test)]
+            capture: None,
         }
     }
 
-    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+    /// The live spans. A panic elsewhere while they were locked leaves them consistent (no user
+    /// code runs under the lock), so a poisoned lock is taken as it is.
+    fn spans(&self) -> MutexGuard<'_, Spans> {
+        self.spans.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The id of this thread's current span: the innermost entered, duplicates skipped.
+    fn current(&self) -> Option<u64> {
+        ENTERED
+            .try_with(|stack| {
+                let stack = stack.try_borrow().ok()?;
+                let top = stack
+                    .iter()
+                    .rev()
+                    .find(|e| e.owner == self.owner && !e.duplicate)?;
+                Some(top.id)
+            })
+            .ok()
+            .flatten()
+    }
+
+    /// The span a new span or event belongs to: none if it is a root, the explicit parent if it
+    /// names one, else the current span.
+    fn parent_of(&self, is_root: bool, is_contextual: bool, explicit: Option<&Id>) -> Option<u64> {
+        if is_root {
+            None
+        } else if is_contextual {
+            self.current()
+        } else {
+            explicit.map(Id::into_u64)
+        }
+    }
+
+    /// The line `event` makes: its fields, the request's and those of its spans, root first.
+    fn line(&self, event: &Event<'_>) -> String {
         let mut visitor = JsonVisitor::new(self.format);
         event.record(&mut visitor);
         let mut spans = String::new();
@@ -178,16 +223,263 @@ where
                 request_fields(self.format, log, &mut spans);
             }
         });
-        if let Some(scope) = ctx.event_scope(event) {
-            for span in scope.from_root() {
-                if let Some(fields) = span.extensions().get::<SpanFields>() {
-                    spans.push_str(&fields.0);
-                }
-            }
+        let parent = self.parent_of(event.is_root(), event.is_contextual(), event.parent());
+        if let Some(id) = parent {
+            self.spans().push_fields(id, &mut spans);
         }
-        let line = render(self.format, event.metadata(), &visitor, &spans);
+        render(self.format, event.metadata(), &visitor, &spans)
+    }
+
+    fn write(&self, line: &str) {
+        #[cfg(test)]
+        if let Some(capture) = &self.capture {
+            capture
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push_str(line);
+            return;
+        }
         // One write per line keeps lines whole when several threads log.
         let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    }
+}
+
+// Fields are rendered (user `Debug` and `Display` code, which may itself log) before the span
+// lock is taken, and nothing is called out to while it is held or a thread's stack is borrowed.
+impl Subscriber for JsonLines {
+    fn register_callsite(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.filter.enabled(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+
+    fn enabled(&self, meta: &Metadata<'_>) -> bool {
+        self.filter.enabled(meta)
+    }
+
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(self.filter.max())
+    }
+
+    fn new_span(&self, attrs: &Attributes<'_>) -> Id {
+        let mut visitor = JsonVisitor::new(self.format);
+        attrs.record(&mut visitor);
+        let parent = self.parent_of(attrs.is_root(), attrs.is_contextual(), attrs.parent());
+        let mut spans = self.spans();
+        // A child holds a reference to its parent: a span lives until its children have closed.
+        let parent = parent.filter(|&id| spans.retain(id));
+        spans.insert(SpanData {
+            meta: attrs.metadata(),
+            parent,
+            fields: visitor.fields,
+            refs: 1,
+        })
+    }
+
+    fn record(&self, span: &Id, values: &Record<'_>) {
+        let mut visitor = JsonVisitor::new(self.format);
+        values.record(&mut visitor);
+        if let Some(data) = self.spans().get_mut(span.into_u64()) {
+            data.fields.push_str(&visitor.fields);
+        }
+    }
+
+    fn record_follows_from(&self, _span: &Id, _follows: &Id) {}
+
+    fn event(&self, event: &Event<'_>) {
+        let line = self.line(event);
+        self.write(&line);
+    }
+
+    fn enter(&self, span: &Id) {
+        let id = span.into_u64();
+        let _ = ENTERED.try_with(|stack| {
+            if let Ok(mut stack) = stack.try_borrow_mut() {
+                let duplicate = stack.iter().any(|e| e.owner == self.owner && e.id == id);
+                stack.push(Entered {
+                    owner: self.owner,
+                    id,
+                    duplicate,
+                });
+            }
+        });
+    }
+
+    fn exit(&self, span: &Id) {
+        let id = span.into_u64();
+        // The innermost entry of the span, wherever it is: exits may come out of order.
+        let _ = ENTERED.try_with(|stack| {
+            if let Ok(mut stack) = stack.try_borrow_mut() {
+                if let Some(at) = stack
+                    .iter()
+                    .rposition(|e| e.owner == self.owner && e.id == id)
+                {
+                    stack.remove(at);
+                }
+            }
+        });
+    }
+
+    fn current_span(&self) -> Current {
+        let Some(id) = self.current() else {
+            return Current::none();
+        };
+        match self.spans().get(id) {
+            Some(data) => Current::new(Id::from_u64(id), data.meta),
+            None => Current::none(),
+        }
+    }
+
+    fn clone_span(&self, span: &Id) -> Id {
+        self.spans().retain(span.into_u64());
+        span.clone()
+    }
+
+    fn try_close(&self, span: Id) -> bool {
+        self.spans().release(span.into_u64())
+    }
+}
+
+/// The live spans: a slab whose free slots are reused. A span's id holds its slot's index (plus
+/// one, so never zero) in the low 32 bits and the slot's generation in the high 32: an id kept
+/// past its span's close never finds the span that reuses the slot.
+#[derive(Default)]
+struct Spans {
+    slots: Vec<Slot>,
+    /// The first free slot; each free slot names the next.
+    free: Option<usize>,
+}
+
+struct Slot {
+    generation: u32,
+    state: SlotState,
+}
+
+enum SlotState {
+    Free { next: Option<usize> },
+    Live(SpanData),
+}
+
+struct SpanData {
+    meta: &'static Metadata<'static>,
+    parent: Option<u64>,
+    /// Pre-rendered `,"key":value` JSON members.
+    fields: String,
+    /// Handles to the span (`Span` clones) and children still open.
+    refs: usize,
+}
+
+impl Spans {
+    /// `id`'s slot index and generation.
+    fn split(id: u64) -> (Option<usize>, u32) {
+        let index = usize::try_from(id & u64::from(u32::MAX))
+            .ok()
+            .and_then(|i| i.checked_sub(1));
+        (index, (id >> 32) as u32)
+    }
+
+    fn get(&self, id: u64) -> Option<&SpanData> {
+        let (index, generation) = Self::split(id);
+        match self.slots.get(index?) {
+            Some(Slot {
+                generation: g,
+                state: SlotState::Live(data),
+            }) if *g == generation => Some(data),
+            _ => None,
+        }
+    }
+
+    fn get_mut(&mut self, id: u64) -> Option<&mut SpanData> {
+        let (index, generation) = Self::split(id);
+        match self.slots.get_mut(index?) {
+            Some(Slot {
+                generation: g,
+                state: SlotState::Live(data),
+            }) if *g == generation => Some(data),
+            _ => None,
+        }
+    }
+
+    /// Stores a new span and returns its id.
+    fn insert(&mut self, data: SpanData) -> Id {
+        let reused = self.free.and_then(|index| {
+            let slot = self.slots.get_mut(index)?;
+            let SlotState::Free { next } = slot.state else {
+                return None;
+            };
+            Some((index, slot, next))
+        });
+        let (index, generation) = match reused {
+            Some((index, slot, next)) => {
+                slot.state = SlotState::Live(data);
+                self.free = next;
+                (index, slot.generation)
+            }
+            None => {
+                self.slots.push(Slot {
+                    generation: 0,
+                    state: SlotState::Live(data),
+                });
+                (self.slots.len() - 1, 0)
+            }
+        };
+        Id::from_u64((u64::from(generation) << 32) | (index as u64 + 1))
+    }
+
+    /// Adds a reference to span `id`; false if it is not live.
+    fn retain(&mut self, id: u64) -> bool {
+        self.get_mut(id).map(|data| data.refs += 1).is_some()
+    }
+
+    /// Drops a reference to span `id`; true if that closed it. A closed span drops its reference
+    /// to its parent, which may close the parent in turn.
+    fn release(&mut self, id: u64) -> bool {
+        let Some(mut parent) = self.release_one(id) else {
+            return false;
+        };
+        while let Some(id) = parent {
+            parent = self.release_one(id).flatten();
+        }
+        true
+    }
+
+    /// Drops a reference to span `id`; `Some(parent)` if that closed it, `None` if it is still
+    /// open (or was not live).
+    fn release_one(&mut self, id: u64) -> Option<Option<u64>> {
+        let (index, generation) = Self::split(id);
+        let index = index?;
+        let slot = self.slots.get_mut(index)?;
+        let SlotState::Live(data) = &mut slot.state else {
+            return None;
+        };
+        if slot.generation != generation {
+            return None;
+        }
+        data.refs = data.refs.saturating_sub(1);
+        if data.refs > 0 {
+            return None;
+        }
+        let closed = std::mem::replace(&mut slot.state, SlotState::Free { next: self.free });
+        slot.generation = slot.generation.wrapping_add(1);
+        self.free = Some(index);
+        match closed {
+            SlotState::Live(data) => Some(data.parent),
+            SlotState::Free { .. } => None,
+        }
+    }
+
+    /// Appends the fields of span `id` and of its ancestors to `out`, root first (as
+    /// tracing-subscriber's `scope().from_root()`), without collecting the chain: walking up from
+    /// `id`, each ancestor's fields go in before its descendants'.
+    fn push_fields(&self, id: u64, out: &mut String) {
+        let at = out.len();
+        let mut next = Some(id);
+        while let Some(data) = next.and_then(|id| self.get(id)) {
+            out.insert_str(at, &data.fields);
+            next = data.parent;
+        }
     }
 }
 
@@ -331,10 +623,13 @@ impl Visit for JsonVisitor {
 
     fn record_f64(&mut self, field: &Field, value: f64) {
         self.key(field);
-        if value.is_finite() {
-            let _ = write!(self.fields, "{value}");
-        } else {
-            self.fields.push_str("null");
+        // serde_json's float printer, which the binary has anyway (core's `Display` for `f64`
+        // would add its own); not finite is `null`, as in JSON.
+        match serde_json::Number::from_f64(value) {
+            Some(n) => {
+                let _ = write!(self.fields, "{n}");
+            }
+            None => self.fields.push_str("null"),
         }
     }
 
@@ -417,7 +712,264 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{mpsc, Arc};
     use std::time::Duration;
+    use tracing::dispatcher::with_default;
+
+    /// A subscriber at `info` whose lines go to the returned buffer instead of stdout.
+    fn capture(format: Format) -> (Dispatch, Arc<Mutex<String>>) {
+        let out = Arc::new(Mutex::new(String::new()));
+        let mut subscriber = JsonLines::new(format, Filter::parse(None));
+        subscriber.capture = Some(out.clone());
+        (Dispatch::new(subscriber), out)
+    }
+
+    /// The captured lines, each without its timestamp (`{"level":…` or `INFO …`).
+    fn lines(out: &Mutex<String>) -> Vec<String> {
+        let out = out.lock().unwrap();
+        out.lines()
+            .map(|line| match line.strip_prefix("{\"timestamp\":\"") {
+                // `2026-11-23T16:18:58.123Z",`
+                Some(rest) => format!("{{{}", &rest[26..]),
+                None => line[25..].to_owned(),
+            })
+            .collect()
+    }
+
+    /// How many spans `dispatch`'s subscriber holds.
+    fn live_spans(dispatch: &Dispatch) -> usize {
+        let subscriber = dispatch.downcast_ref::<JsonLines>().unwrap();
+        let spans = subscriber.spans();
+        spans
+            .slots
+            .iter()
+            .filter(|slot| matches!(slot.state, SlotState::Live(_)))
+            .count()
+    }
+
+    const TARGET: &str = r#""target":"fnkit::logging::tests""#;
+
+    #[test]
+    fn float_fields_are_json_numbers_and_not_finite_ones_null() {
+        let (dispatch, out) = capture(Format::Json);
+        with_default(&dispatch, || {
+            tracing::info!(x = 1.5_f64, y = 0.1_f64, z = f64::NAN, w = 1e21_f64, "f");
+        });
+        assert_eq!(
+            lines(&out),
+            [format!(
+                r#"{{"level":"INFO","message":"f",{TARGET},"x":1.5,"y":0.1,"z":null,"w":1e+21}}"#
+            )]
+        );
+    }
+
+    #[test]
+    fn span_fields_are_flattened_into_an_event_root_first() {
+        let (dispatch, out) = capture(Format::Json);
+        with_default(&dispatch, || {
+            let outer = tracing::info_span!("outer", a = 1, s = "x");
+            let _outer = outer.enter();
+            let inner = tracing::info_span!("inner", b = true);
+            let _inner = inner.enter();
+            tracing::info!(c = 2, "hello");
+        });
+        assert_eq!(
+            lines(&out),
+            [format!(
+                r#"{{"level":"INFO","message":"hello",{TARGET},"a":1,"s":"x","b":true,"c":2}}"#
+            )]
+        );
+    }
+
+    #[test]
+    fn an_explicit_parent_wins_over_the_current_span() {
+        let (dispatch, out) = capture(Format::LambdaJson);
+        with_default(&dispatch, || {
+            let entered = tracing::info_span!("entered", e = 1);
+            let _entered = entered.enter();
+            let parent = tracing::info_span!(parent: None, "parent", p = 2);
+            let child = tracing::info_span!(parent: &parent, "child", c = 3);
+            tracing::info!(parent: &child, "explicit");
+            tracing::info!(parent: None, "root");
+            let root = tracing::info_span!(parent: None, "root span", r = 4);
+            let _root = root.enter();
+            tracing::info!("in a root span");
+        });
+        assert_eq!(
+            lines(&out),
+            [
+                r#"{"level":"INFO","message":"explicit","p":2,"c":3}"#,
+                r#"{"level":"INFO","message":"root"}"#,
+                r#"{"level":"INFO","message":"in a root span","r":4}"#,
+            ]
+        );
+    }
+
+    #[test]
+    fn fields_recorded_after_creation_are_appended() {
+        let (dispatch, out) = capture(Format::Json);
+        with_default(&dispatch, || {
+            let span = tracing::info_span!("s", a = 1, late = tracing::field::Empty);
+            span.record("late", "v");
+            let _entered = span.enter();
+            tracing::info!("m");
+        });
+        assert_eq!(
+            lines(&out),
+            [format!(
+                r#"{{"level":"INFO","message":"m",{TARGET},"a":1,"late":"v"}}"#
+            )]
+        );
+    }
+
+    #[test]
+    fn closed_spans_leave_the_store_empty() {
+        let (dispatch, out) = capture(Format::LambdaText);
+        with_default(&dispatch, || {
+            let parent = tracing::info_span!("parent", p = 1);
+            let child = parent.in_scope(|| tracing::info_span!("child", c = 2));
+            let clone = child.clone();
+            assert_eq!(live_spans(&dispatch), 2);
+            // The child keeps its parent: its lines still carry the parent's fields.
+            drop(parent);
+            drop(child);
+            assert_eq!(live_spans(&dispatch), 2);
+            clone.in_scope(|| tracing::info!("late"));
+            drop(clone);
+            assert_eq!(live_spans(&dispatch), 0);
+            // Slots are reused.
+            let again = tracing::info_span!("again");
+            again.in_scope(|| tracing::info!("again"));
+        });
+        assert_eq!(live_spans(&dispatch), 0);
+        let subscriber = dispatch.downcast_ref::<JsonLines>().unwrap();
+        assert_eq!(subscriber.spans().slots.len(), 2);
+        assert_eq!(lines(&out), ["INFO late p=1 c=2", "INFO again"]);
+    }
+
+    #[test]
+    fn a_stale_id_never_finds_the_span_that_reuses_its_slot() {
+        let (dispatch, _out) = capture(Format::Json);
+        with_default(&dispatch, || {
+            let first = tracing::info_span!("first");
+            let stale = first.id().unwrap();
+            drop(first);
+            let second = tracing::info_span!("second", s = 1);
+            let id = second.id().unwrap();
+            // Same slot, next generation.
+            assert_eq!(id.into_u64(), stale.into_u64() + (1 << 32));
+            let subscriber = dispatch.downcast_ref::<JsonLines>().unwrap();
+            assert!(subscriber.spans().get(stale.into_u64()).is_none());
+            // A stray close or clone of the stale id leaves the new span alone.
+            assert!(!dispatch.try_close(stale.clone()));
+            let _ = dispatch.clone_span(&stale);
+            assert_eq!(subscriber.spans().get(id.into_u64()).unwrap().refs, 1);
+            assert!(subscriber.spans().get(0).is_none());
+        });
+        assert_eq!(live_spans(&dispatch), 0);
+    }
+
+    #[test]
+    fn an_event_outside_any_span_has_its_own_and_the_requests_fields() {
+        for (format, expect) in [
+            (
+                Format::Json,
+                [
+                    format!(r#"{{"level":"INFO","message":"alone",{TARGET},"x":1}}"#),
+                    format!(
+                        r#"{{"level":"WARN","message":"in a request",{TARGET},"request_id":"r-1"}}"#
+                    ),
+                ],
+            ),
+            (
+                Format::LambdaJson,
+                [
+                    r#"{"level":"INFO","message":"alone","x":1}"#.to_owned(),
+                    r#"{"level":"WARN","message":"in a request","requestId":"r-1"}"#.to_owned(),
+                ],
+            ),
+            (
+                Format::LambdaText,
+                [
+                    "INFO alone x=1".to_owned(),
+                    "WARN r-1 in a request".to_owned(),
+                ],
+            ),
+        ] {
+            let (dispatch, out) = capture(format);
+            with_default(&dispatch, || {
+                tracing::info!(x = 1, "alone");
+                let log = RequestLog::new("r-1");
+                let _request = logscope::enter(&log);
+                tracing::warn!("in a request");
+                tracing::debug!("below the filter");
+            });
+            assert_eq!(lines(&out), expect, "{format:?}");
+        }
+    }
+
+    #[test]
+    fn a_span_entered_on_another_thread_is_current_there_only() {
+        let (dispatch, out) = capture(Format::Json);
+        let span = with_default(&dispatch, || tracing::info_span!("job", job = 7));
+        let (entered_tx, entered_rx) = mpsc::channel();
+        let (logged_tx, logged_rx) = mpsc::channel();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                with_default(&dispatch, move || {
+                    let entered = span.entered();
+                    entered_tx.send(()).unwrap();
+                    logged_rx.recv().unwrap();
+                    tracing::info!("there");
+                    assert_eq!(tracing::Span::current().metadata().unwrap().name(), "job");
+                    // Exited and closed on this thread.
+                    drop(entered);
+                });
+            });
+            entered_rx.recv().unwrap();
+            with_default(&dispatch, || {
+                assert!(tracing::Span::current().is_none());
+                tracing::info!("here");
+            });
+            logged_tx.send(()).unwrap();
+        });
+        assert_eq!(
+            lines(&out),
+            [
+                format!(r#"{{"level":"INFO","message":"here",{TARGET}}}"#),
+                format!(r#"{{"level":"INFO","message":"there",{TARGET},"job":7}}"#),
+            ]
+        );
+        assert_eq!(live_spans(&dispatch), 0);
+    }
+
+    #[test]
+    fn exits_out_of_order_leave_the_innermost_remaining_span_current() {
+        let (dispatch, out) = capture(Format::LambdaText);
+        with_default(&dispatch, || {
+            let a = tracing::info_span!(parent: None, "a", a = 1);
+            let b = tracing::info_span!(parent: None, "b", b = 2);
+            let entered_a = a.enter();
+            let entered_b = b.enter();
+            drop(entered_a);
+            tracing::info!("b only");
+            let entered_a = a.enter();
+            tracing::info!("a again");
+            drop(entered_b);
+            tracing::info!("a still");
+            drop(entered_a);
+            tracing::info!("none");
+        });
+        assert_eq!(
+            lines(&out),
+            [
+                "INFO b only b=2",
+                "INFO a again a=1",
+                "INFO a still a=1",
+                "INFO none"
+            ]
+        );
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc_with_millis() {
