@@ -287,6 +287,20 @@ fn write_lockfile(dir: &Path, source: &FnkitSource) -> String {
             .status()
             .is_ok_and(|s| s.success())
     };
+    // idna's Unicode tables (ICU4X), which `url` links for host names, are 126 KB of every
+    // binary: the stub adapter, as fnkit's own lock file pins it, refuses non-ASCII host names
+    // instead (docs/cli.md, "Cargo.lock").
+    let pin_idna = || {
+        let pin = [
+            "update",
+            "-p",
+            "idna_adapter",
+            "--precise",
+            IDNA_ADAPTER_STUB,
+        ];
+        // Best effort: a lock file that cannot take the pin builds as it is.
+        let _pinned = cargo(&[&pin[..], &["--offline"]].concat()) || cargo(&pin);
+    };
     if let FnkitSource::Path {
         lock: Some(lock), ..
     } = source
@@ -295,16 +309,21 @@ fn write_lockfile(dir: &Path, source: &FnkitSource) -> String {
             // Resolving against the seed keeps its versions and drops what the crate does not use.
             let meta = ["metadata", "--format-version", "1"];
             if cargo(&[&meta[..], &["--offline"]].concat()) || cargo(&meta) {
+                pin_idna();
                 return format!("Cargo.lock seeded from {}", lock.display());
             }
         }
     }
     if cargo(&["generate-lockfile", "--offline"]) || cargo(&["generate-lockfile"]) {
+        pin_idna();
         "Cargo.lock generated".to_owned()
     } else {
         "no Cargo.lock yet: the first build resolves one".to_owned()
     }
 }
+
+/// The version of `idna_adapter` without Unicode tables (ASCII host names only).
+const IDNA_ADAPTER_STUB: &str = "1.0.0";
 
 #[cfg(test)]
 mod tests {

@@ -101,6 +101,12 @@ fn a_typed_function_answers_on_every_platform() {
     ] {
         assert!(dir.join(f).is_file(), "new wrote {f}");
     }
+    // idna's stub adapter, as fnkit's own lock pins it (docs/cli.md, "Cargo.lock").
+    let lock = std::fs::read_to_string(dir.join("Cargo.lock")).unwrap();
+    assert!(
+        lock.contains("name = \"idna_adapter\"\nversion = \"1.0.0\""),
+        "idna_adapter pinned to 1.0.0"
+    );
     common::cargo(&dir, &["test", "--offline", "--locked"]);
 
     for platform in ["local", "knative", "openfaas"] {
