@@ -117,7 +117,9 @@ pub(crate) fn parse_port(name: &str, value: &str) -> Result<u16, Error> {
         .map_err(|_| bad(name, value, "a TCP port (0-65535)"))
 }
 
-/// Parses seconds (`30`, `0.5`) or a Go duration (`10s`, `1m30s`, `500ms`, `1h`).
+/// Parses seconds (`30`, `0.5`) or a Go duration (`10s`, `1m30s`, `500ms`, `1.5h`), exactly and
+/// without floating point (float parsing would add about 20 KB to every binary for this alone):
+/// digits past a nanosecond are dropped.
 pub(crate) fn parse_duration(name: &str, value: &str) -> Result<Duration, Error> {
     let err = || {
         bad(
@@ -127,37 +129,59 @@ pub(crate) fn parse_duration(name: &str, value: &str) -> Result<Duration, Error>
         )
     };
     let v = value.trim();
-    if let Ok(secs) = v.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).map_err(|_| err());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = v;
-    if rest.is_empty() {
+    if v.is_empty() {
         return Err(err());
     }
+    let mut nanos: u128 = 0;
+    let mut rest = v;
     while !rest.is_empty() {
-        let digits = rest
+        let num_len = rest
             .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
-        let (num, tail) = rest.split_at(digits);
-        let num: f64 = num.parse().map_err(|_| err())?;
+            .unwrap_or(rest.len());
+        let (num, tail) = rest.split_at(num_len);
         let unit_len = tail
             .find(|c: char| c.is_ascii_digit() || c == '.')
             .unwrap_or(tail.len());
         let (unit, tail) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
+        let unit_nanos: u128 = match unit {
+            // A bare number is seconds, and only as the whole value.
+            "" if num_len == v.len() => 1_000_000_000,
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
             _ => return Err(err()),
         };
-        total += Duration::try_from_secs_f64(num * scale).map_err(|_| err())?;
+        let part = decimal_nanos(num, unit_nanos).ok_or_else(err)?;
+        nanos = nanos.checked_add(part).ok_or_else(err)?;
         rest = tail;
     }
-    Ok(total)
+    let secs = u64::try_from(nanos / 1_000_000_000).map_err(|_| err())?;
+    // Below 10^9: fits.
+    let subsec = u32::try_from(nanos % 1_000_000_000).map_err(|_| err())?;
+    Ok(Duration::new(secs, subsec))
+}
+
+/// `num` (`30`, `0.5`, `.5`, `1.`) units of `unit_nanos` nanoseconds, in nanoseconds; `None` for
+/// no digits, a second `.`, or more than `u128` holds.
+fn decimal_nanos(num: &str, unit_nanos: u128) -> Option<u128> {
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    if (int.is_empty() && frac.is_empty()) || frac.contains('.') {
+        return None;
+    }
+    let mut nanos: u128 = 0;
+    for b in int.bytes() {
+        nanos = nanos.checked_mul(10)?.checked_add(u128::from(b - b'0'))?;
+    }
+    nanos = nanos.checked_mul(unit_nanos)?;
+    let mut scale = unit_nanos;
+    for b in frac.bytes() {
+        scale /= 10;
+        nanos = nanos.checked_add(u128::from(b - b'0') * scale)?;
+    }
+    Some(nanos)
 }
 
 #[cfg(test)]
@@ -209,5 +233,26 @@ mod tests {
         assert!(parse_duration("x", "ten").is_err());
         assert!(parse_duration("x", "-1").is_err());
         assert!(parse_duration("x", "5d").is_err());
+        assert_eq!(p("0.5"), Duration::from_millis(500));
+        assert_eq!(p(" .25 "), Duration::from_millis(250));
+        assert_eq!(p("1.5h"), Duration::from_secs(5400));
+        assert_eq!(p("1.000000001s"), Duration::new(1, 1));
+        assert_eq!(
+            p("1.0000000019"),
+            Duration::new(1, 1),
+            "past a nanosecond: dropped"
+        );
+        assert_eq!(p("2m0.5s"), Duration::from_millis(120_500));
+        assert_eq!(p("1500us"), Duration::from_micros(1500));
+        assert_eq!(p("7ns"), Duration::from_nanos(7));
+        assert_eq!(p("0"), Duration::ZERO);
+        for bad in [
+            "", " ", ".", "1.2.3", "1e3", "10 s", "s", "10s5", "inf", "NaN", "+1",
+        ] {
+            assert!(parse_duration("x", bad).is_err(), "{bad:?}");
+        }
+        let huge = "9".repeat(40);
+        assert!(parse_duration("x", &huge).is_err());
+        assert!(parse_duration("x", "99999999999999999999h").is_err());
     }
 }
