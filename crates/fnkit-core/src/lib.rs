@@ -118,23 +118,16 @@ pub fn new_id() -> String {
     // Version 4 in the 13th hex digit, variant 10xx in the 17th.
     let hi = (mix(n ^ k0) & !0xF000) | 0x4000;
     let lo = (mix(n.wrapping_add(k1)) & !(0xC000 << 48)) | (0x8000 << 48);
-    let mut buf = [0u8; 36];
+    let bits = (u128::from(hi) << 64) | u128::from(lo);
+    let mut buf = [b'-'; 36];
     let mut at = 0;
-    for (i, byte) in hi
-        .to_be_bytes()
-        .into_iter()
-        .chain(lo.to_be_bytes())
-        .enumerate()
-    {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            buf[at] = b'-';
-            at += 1;
+    for nibble in 0..32 {
+        if matches!(nibble, 8 | 12 | 16 | 20) {
+            at += 1; // a dash
         }
-        buf[at] = HEX[usize::from(byte >> 4)];
-        buf[at + 1] = HEX[usize::from(byte & 0xF)];
-        at += 2;
+        buf[at] = HEX[((bits >> (124 - 4 * nibble)) & 0xF) as usize];
+        at += 1;
     }
-    // Hex digits and dashes only: always UTF-8, copied in one go.
     std::str::from_utf8(&buf).map_or_else(|_| String::new(), str::to_owned)
 }
 

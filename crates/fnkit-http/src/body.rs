@@ -68,19 +68,32 @@ where
     B: hyper::body::Body<Data = Bytes> + Unpin + Send + 'static,
     B::Error: std::fmt::Display,
 {
+    // A body that arrives in one frame (most do: hyper hands over what one read brought) is
+    // returned as that frame, without a copy; a second frame starts a buffer.
+    let mut first: Option<Bytes> = None;
     let mut buf = bytes::BytesMut::new();
+    let mut len = 0;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| BodyError::Broken(e.to_string()))?;
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
-        if buf.len() + data.len() > max {
+        len += data.len();
+        if len > max {
             discard_rest(body);
             return Err(BodyError::TooLarge);
         }
-        buf.extend_from_slice(&data);
+        match first.take() {
+            None if buf.is_empty() => first = Some(data),
+            None => buf.extend_from_slice(&data),
+            Some(earlier) => {
+                buf.reserve(len);
+                buf.extend_from_slice(&earlier);
+                buf.extend_from_slice(&data);
+            }
+        }
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 /// The most of a refused body read and dropped after the 413 ...
@@ -170,6 +183,18 @@ mod tests {
         let bytes = read_limited(body, 1024).await.unwrap();
         assert_eq!(bytes.len(), 1024);
         assert_eq!(read.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_body_of_one_frame_is_that_frame_and_of_several_is_joined() {
+        let (body, _) = Chunks::new(1, 300);
+        let bytes = read_limited(body, 1024).await.unwrap();
+        assert_eq!(bytes.len(), 300);
+        let (body, _) = Chunks::new(3, 300);
+        let bytes = read_limited(body, 1024).await.unwrap();
+        assert_eq!(bytes, vec![b'x'; 900]);
+        let (body, _) = Chunks::new(0, 300);
+        assert!(read_limited(body, 1024).await.unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -52,8 +52,9 @@ impl Shape for dyn TypedFunction {
     ) -> Result<Reply, Error> {
         let (parts, body) = post_only(state, req).await?;
         let ctx = state.context(request_id);
-        let Some(mode) = binding::detect(&parts.headers)? else {
-            if let Some(mt) = binding::media_type(&parts.headers) {
+        let mt = binding::media_type(&parts.headers);
+        let Some(mode) = binding::detect_with(&parts.headers, mt.as_deref())? else {
+            if let Some(mt) = mt {
                 if !ce::is_json(&mt) {
                     return Err(Error::new(
                         ErrorKind::UnsupportedMediaType,
@@ -199,7 +200,7 @@ fn event_reply(mode: Mode, replies: Vec<Event>) -> Result<Reply, Error> {
         return Err(Error::internal("one event in, several replies out"));
     }
     let encoded = binding::encode(mode, replies)?;
-    let mut r = Response::new(ReplyBody::whole(encoded.body));
+    let mut r = Response::new(ReplyBody::rendered(encoded.body));
     *r.headers_mut() = encoded.headers;
     Ok(r)
 }

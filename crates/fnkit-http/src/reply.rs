@@ -21,7 +21,7 @@ pub(crate) type Reply = http::Response<ReplyBody>;
 pub(crate) struct ReplyBody(Kind);
 
 enum Kind {
-    Whole(Option<Bytes>),
+    Whole(Option<Chunk>),
     Stream {
         body: Body,
         limit: Pin<Box<Sleep>>,
@@ -31,17 +31,71 @@ enum Kind {
     },
 }
 
+/// A piece of an answer's body as hyper writes it: `Bytes`, or a body rendered into a `Vec`
+/// (JSON answers), sent as it is: turning a `Vec` whose capacity exceeds its length into `Bytes`
+/// allocates, once per request.
+#[derive(Debug)]
+pub(crate) enum Chunk {
+    /// Bytes from a handler's body or stream.
+    Bytes(Bytes),
+    /// A rendered body, and how much of it hyper has taken.
+    Vec { vec: Vec<u8>, at: usize },
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        bytes::Buf::remaining(self)
+    }
+}
+
+impl bytes::Buf for Chunk {
+    fn remaining(&self) -> usize {
+        match self {
+            Self::Bytes(b) => b.len(),
+            Self::Vec { vec, at } => vec.len() - at,
+        }
+    }
+
+    fn chunk(&self) -> &[u8] {
+        match self {
+            Self::Bytes(b) => b,
+            Self::Vec { vec, at } => &vec[*at..],
+        }
+    }
+
+    fn advance(&mut self, cnt: usize) {
+        match self {
+            Self::Bytes(b) => b.advance(cnt),
+            Self::Vec { vec, at } => {
+                assert!(cnt <= vec.len() - *at, "advanced past the end of a chunk");
+                *at += cnt;
+            }
+        }
+    }
+}
+
 impl ReplyBody {
     /// Bytes, sent whole.
     pub(crate) fn whole(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();
-        Self(Kind::Whole((!bytes.is_empty()).then_some(bytes)))
+        Self(Kind::Whole(
+            (!bytes.is_empty()).then_some(Chunk::Bytes(bytes)),
+        ))
+    }
+
+    /// A rendered body, sent whole as it is.
+    pub(crate) fn rendered(vec: Vec<u8>) -> Self {
+        Self(Kind::Whole(
+            (!vec.is_empty()).then_some(Chunk::Vec { vec, at: 0 }),
+        ))
     }
 
     /// The bytes of a whole body (empty for an empty one); `None` for a stream.
     pub(crate) fn into_whole(self) -> Option<Bytes> {
         match self.0 {
-            Kind::Whole(bytes) => Some(bytes.unwrap_or_default()),
+            Kind::Whole(None) => Some(Bytes::new()),
+            Kind::Whole(Some(Chunk::Bytes(bytes))) => Some(bytes),
+            Kind::Whole(Some(Chunk::Vec { vec, at })) => Some(Bytes::from(vec).slice(at..)),
             Kind::Stream { .. } => None,
         }
     }
@@ -61,15 +115,15 @@ impl ReplyBody {
 }
 
 impl hyper::body::Body for ReplyBody {
-    type Data = Bytes;
+    type Data = Chunk;
     type Error = Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+    ) -> Poll<Option<Result<Frame<Chunk>, Error>>> {
         match &mut self.0 {
-            Kind::Whole(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Whole(chunk) => Poll::Ready(chunk.take().map(|c| Ok(Frame::data(c)))),
             Kind::Stream {
                 body,
                 limit,
@@ -80,7 +134,7 @@ impl hyper::body::Body for ReplyBody {
                 }
                 let e = match Pin::new(body).poll_next(cx) {
                     Poll::Ready(Some(Ok(chunk))) => {
-                        return Poll::Ready(Some(Ok(Frame::data(chunk))))
+                        return Poll::Ready(Some(Ok(Frame::data(Chunk::Bytes(chunk)))))
                     }
                     Poll::Ready(None) => return Poll::Ready(None),
                     Poll::Ready(Some(Err(e))) => e,
@@ -108,8 +162,8 @@ impl hyper::body::Body for ReplyBody {
 
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
-            Kind::Whole(bytes) => {
-                SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64))
+            Kind::Whole(chunk) => {
+                SizeHint::with_exact(chunk.as_ref().map_or(0, |c| c.len() as u64))
             }
             Kind::Stream { .. } => SizeHint::default(),
         }
@@ -128,6 +182,26 @@ mod tests {
         assert_eq!(hyper::body::Body::size_hint(&body).exact(), Some(5));
         assert_eq!(body.collect().await.unwrap().to_bytes(), "hello");
         assert!(hyper::body::Body::is_end_stream(&ReplyBody::whole("")));
+        let body = ReplyBody::rendered(Vec::with_capacity(64));
+        assert!(hyper::body::Body::is_end_stream(&body));
+        let mut v = Vec::with_capacity(64);
+        v.extend_from_slice(b"{\"a\":1}");
+        let body = ReplyBody::rendered(v);
+        assert_eq!(hyper::body::Body::size_hint(&body).exact(), Some(7));
+        assert_eq!(body.into_whole().unwrap(), "{\"a\":1}");
+    }
+
+    #[test]
+    fn a_rendered_chunk_advances_like_bytes() {
+        use bytes::Buf;
+        let mut c = Chunk::Vec {
+            vec: b"hello".to_vec(),
+            at: 0,
+        };
+        c.advance(2);
+        assert_eq!((c.remaining(), c.chunk()), (3, &b"llo"[..]));
+        assert_eq!(c.copy_to_bytes(3), "llo");
+        assert!(!c.has_remaining());
     }
 
     #[tokio::test]
@@ -138,7 +212,8 @@ mod tests {
         let mut reply = ReplyBody::of(body, deadline);
         assert_eq!(hyper::body::Body::size_hint(&reply).exact(), None);
         let first = reply.frame().await.unwrap().unwrap();
-        assert_eq!(first.into_data().unwrap(), "a");
+        let mut first = first.into_data().unwrap();
+        assert_eq!(bytes::Buf::copy_to_bytes(&mut first, 1), "a");
         // Nothing more comes: the limit ends it as a timeout.
         let cut = reply.frame().await.unwrap().unwrap_err();
         assert_eq!(cut.kind(), ErrorKind::Timeout);

@@ -277,7 +277,7 @@ pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Optio
 
 /// A JSON answer.
 pub(crate) fn json_reply(status: StatusCode, body: Vec<u8>) -> Reply {
-    let mut r = Response::new(ReplyBody::whole(body));
+    let mut r = Response::new(ReplyBody::rendered(body));
     *r.status_mut() = status;
     r.headers_mut().insert(CONTENT_TYPE, JSON);
     r

@@ -38,19 +38,27 @@ pub(crate) fn media_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
 /// # Errors
 /// 415 for a CloudEvents format other than JSON (`application/cloudevents+avro` ...).
 pub(crate) fn detect(headers: &HeaderMap) -> Result<Option<Mode>, Error> {
-    if let Some(mt) = media_type(headers) {
+    detect_with(headers, media_type(headers).as_deref())
+}
+
+/// [`detect`] with the request's media type ([`media_type`]) already read.
+///
+/// # Errors
+/// As [`detect`].
+pub(crate) fn detect_with(headers: &HeaderMap, mt: Option<&str>) -> Result<Option<Mode>, Error> {
+    if let Some(mt) = mt {
         if let Some(format) = mt.strip_prefix("application/cloudevents-batch") {
             return if format == "+json" {
                 Ok(Some(Mode::Batch))
             } else {
-                Err(unsupported_format(&mt))
+                Err(unsupported_format(mt))
             };
         }
         if let Some(format) = mt.strip_prefix("application/cloudevents") {
             return if format == "+json" || format.is_empty() {
                 Ok(Some(Mode::Structured))
             } else {
-                Err(unsupported_format(&mt))
+                Err(unsupported_format(mt))
             };
         }
     }
