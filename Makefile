@@ -16,7 +16,7 @@ PY           := $(VENV)/bin/python
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 FUNCTIONS    := hello echo-event http-echo sqs-batch
 
-.PHONY: help run build musl-target zig qemu-aarch64 arm64-hello test-arm64 test test-deps test-platforms venv lint fmt clippy check-features image deploy-knative clean
+.PHONY: help run build musl-target zig qemu-aarch64 arm64-hello test-arm64 plain-http-hello test test-deps test-platforms venv lint fmt clippy check-features image deploy-knative clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -79,6 +79,21 @@ arm64-hello: zig qemu-aarch64
 test-arm64: arm64-hello ## Build hello for aarch64 and check it: static AArch64 ELF, and under qemu
 	FNKIT_ARM64_BIN=$(ARM64_HELLO) $(CARGO) test --locked -p fnkit-tests --test integration arm64
 
+# `hello` built with fnkit's `http` feature alone (plain JSON, no CloudEvents), for
+# tests/integration/plain_http.rs. A workspace build cannot make it (Cargo unifies the features of
+# the members it builds), so it is a build of its own: debug, in the one target dir, copied aside.
+# Run before the workspace build: that build puts the workspace's `hello` back (removed here, so a
+# test run that skipped it says "hello is missing" instead of testing the wrong binary). Only the
+# fnkit crates and a few dependencies with other features are compiled for it (at most about 30 s
+# on two cores the first time; nothing once built).
+PLAIN_HTTP_HELLO := $(CARGO_TARGET_DIR)/plain-http/hello
+
+plain-http-hello:
+	$(CARGO) build --locked -p hello --no-default-features --features fnkit/http
+	@mkdir -p $(dir $(PLAIN_HTTP_HELLO))
+	@cp $(CARGO_TARGET_DIR)/debug/hello $(PLAIN_HTTP_HELLO)
+	@rm -f $(CARGO_TARGET_DIR)/debug/hello
+
 # --- tests ------------------------------------------------------------------------------------
 
 PY_REQS := tests/python/requirements.txt $(wildcard sam/requirements.txt)
@@ -95,9 +110,10 @@ test-deps: venv musl-target
 	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
 
 test: test-deps lint ## Everything CI runs: lint, unit, doc, integration and interop tests
+	@$(MAKE) --no-print-directory plain-http-hello
 	$(CARGO) build --workspace --bins --locked
 	@$(MAKE) --no-print-directory arm64-hello
-	FNKIT_ARM64_BIN=$(ARM64_HELLO) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --locked --no-fail-fast
+	FNKIT_ARM64_BIN=$(ARM64_HELLO) FNKIT_PLAIN_HTTP_BIN=$(PLAIN_HTTP_HELLO) PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(CARGO) test --workspace --locked --no-fail-fast
 	$(VENV)/bin/pytest -q tests/python
 	@$(MAKE) --no-print-directory test-platforms
 
@@ -115,11 +131,14 @@ clippy:
 # Each platform of the facade builds alone (and with none), warning-free: a feature that leaks or
 # a cfg that forgets a case shows here, not in a user's build.
 check-features:
-	@for features in "" lambda knative openfaas http2 json-logs lambda-runtime metrics otel multi-thread; do \
+	@for features in "" lambda http knative openfaas http2 json-logs lambda-runtime metrics otel multi-thread; do \
 	  echo "cargo check -p fnkit --no-default-features --features '$$features'"; \
 	  RUSTFLAGS="-D warnings" $(CARGO) check --quiet --locked -p fnkit --no-default-features --features "$$features" || exit 1; \
 	done
 	RUSTFLAGS="-D warnings" $(CARGO) check --quiet --locked -p fnkit-http --no-default-features
+	@# `http` alone is the build without CloudEvents: nothing may bring cloudevents-sdk back in.
+	@tree=$$($(CARGO) tree --locked -p fnkit --no-default-features --features http -e normal --prefix none) || exit 1; \
+	if grep -q '^cloudevents-sdk ' <<<"$$tree"; then echo "fnkit's http feature alone links cloudevents-sdk"; exit 1; fi
 
 # --- deploy -----------------------------------------------------------------------------------
 

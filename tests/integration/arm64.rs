@@ -30,7 +30,8 @@ const PF_X: u32 = 1;
 const DT_NULL: u64 = 0;
 const DT_NEEDED: u64 = 1;
 
-fn under_ci() -> bool {
+/// Whether the tests run under CI (`CI` set), where a test's prerequisite missing is a failure.
+pub(crate) fn under_ci() -> bool {
     std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
 }
 

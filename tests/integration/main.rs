@@ -16,5 +16,6 @@ mod local;
 mod metrics;
 mod openfaas;
 mod otel;
+mod plain_http;
 mod probes;
 mod streaming;

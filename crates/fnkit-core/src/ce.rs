@@ -7,14 +7,14 @@
 //! required attributes, extension names with upper case or `_`, integers beyond 32 bits, and both
 //! `data` and `data_base64`. The rules here close those gaps before the SDK builds the `Event`.
 
-use std::borrow::Cow;
-
 use bytes::Bytes;
 use cloudevents::event::{ExtensionValue, TryIntoTime, TryIntoUrl};
 use cloudevents::{AttributesReader, AttributesWriter, Data, Event};
 use serde_json::{Map, Value};
 
 use crate::adapter::Payload;
+// The media-type rules are not CloudEvents' own: every build reads Content-Type with them.
+pub use crate::media::{is_json, media_type};
 use crate::Error;
 
 /// Where an event's attributes came from, so that errors name what the sender wrote.
@@ -345,25 +345,6 @@ pub fn without_data(event: &Event) -> Event {
     copy
 }
 
-/// The media type of a content type: lowercased, parameters dropped. Borrowed when it is
-/// lowercase already, as it nearly always is.
-pub fn media_type(content_type: &str) -> Option<Cow<'_, str>> {
-    // Byte-wise: this runs on every request, and a header value's whitespace is ASCII (RFC 9110
-    // §5.6.3, OWS).
-    let end = content_type.find(';').unwrap_or(content_type.len());
-    let essence = content_type[..end].trim_ascii();
-    Some(if essence.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(essence.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(essence)
-    })
-}
-
-/// Whether a media type is JSON: `application/json`, `text/json` or `*/*+json`.
-pub fn is_json(media_type: &str) -> bool {
-    media_type == "application/json" || media_type == "text/json" || media_type.ends_with("+json")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -494,16 +475,5 @@ mod tests {
         assert_eq!(meta.subject(), Some("x"));
         assert!(meta.extension("ext").is_some());
         assert!(meta.data().is_none());
-    }
-
-    #[test]
-    fn media_types_are_lowercased_without_parameters() {
-        assert_eq!(
-            media_type("Application/JSON; charset=utf-8").as_deref(),
-            Some("application/json")
-        );
-        assert!(matches!(media_type("text/plain"), Some(Cow::Borrowed(_))));
-        assert!(is_json("application/cloudevents+json"));
-        assert!(!is_json("text/plain"));
     }
 }

@@ -19,6 +19,7 @@ mod error;
 mod guard;
 mod handler;
 mod logscope;
+mod media;
 mod observe;
 mod platform;
 mod secrets;
@@ -86,6 +87,12 @@ pub mod adapter {
         pub use crate::signals::*;
     }
     pub use crate::trace::{begin_traces, trace_context, TraceInput};
+
+    /// Media types of `Content-Type` values (lowercased, parameters dropped; which are JSON), in
+    /// every build; `ce` (feature `cloudevents`) reads them with the same functions.
+    pub mod media {
+        pub use crate::media::*;
+    }
 
     /// CloudEvents without a transport: attribute rules, the JSON format, data splitting.
     #[cfg(feature = "cloudevents")]

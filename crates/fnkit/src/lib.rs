@@ -40,13 +40,21 @@
 //! | `lambda` | AWS Lambda (Runtime API) | `AWS_LAMBDA_RUNTIME_API` |
 //! | `knative` | Knative Serving / local HTTP | `K_SERVICE`; nothing set means local |
 //! | `openfaas` | OpenFaaS (of-watchdog, HTTP mode) | `upstream_url` or `fprocess` |
+//! | `http` | Knative, OpenFaaS and local, plain JSON only (no CloudEvents) | as above |
 //!
 //! `FNKIT_PLATFORM=lambda|knative|openfaas|local` overrides detection. All features are on by
 //! default; a function that only ships to one platform turns the others off to build a smaller
 //! binary. `json-logs` (default) installs a JSON-lines log subscriber on stdout; `cloudevents`
-//! (implied by `knative` and `openfaas`) enables [`events()`]; `multi-thread` (default) runs more
-//! than one worker thread where the CPU quota asks (without it, one whatever the quota, and about
-//! 110 KB less binary).
+//! (implied by `knative` and `openfaas`) enables [`events()`] and CloudEvents over HTTP;
+//! `multi-thread` (default) runs more than one worker thread where the CPU quota asks (without
+//! it, one whatever the quota, and about 110 KB less binary).
+//!
+//! `http` is the HTTP runtime alone, one binary for all three HTTP platforms, with typed and
+//! [`http()`] handlers over HTTP/1.1 and without cloudevents-sdk: the smallest HTTP build, for
+//! functions that take plain JSON. A CloudEvent sent to it (`ce-*` headers, or a `Content-Type`
+//! of `application/cloudevents+json` or `application/cloudevents-batch+json`) is answered
+//! `415 Unsupported Media Type` naming the `cloudevents` feature; it never reaches the handler as
+//! plain JSON.
 //!
 //! ## Configuration (HTTP platforms)
 //! `PORT` (8080), `FNKIT_MAX_BODY_BYTES` (6 MiB), `FNKIT_TIMEOUT_SECS` (300),
@@ -226,10 +234,7 @@ pub fn run<M>(handler: impl IntoFunction<M>) -> Result<(), Error> {
 /// Starts the serving loop of a handler's shape on the detected platform.
 struct Launch<'a> {
     info: Arc<FunctionInfo>,
-    #[cfg_attr(
-        not(any(feature = "lambda", feature = "knative", feature = "openfaas")),
-        allow(dead_code)
-    )]
+    #[cfg_attr(not(any(feature = "lambda", feature = "http")), allow(dead_code))]
     runtime: &'a tokio::runtime::Runtime,
 }
 
@@ -244,9 +249,9 @@ macro_rules! launch {
             #[cfg(not(feature = "lambda"))]
             return Err(not_built("lambda", "lambda"));
         }
-        #[cfg(any(feature = "knative", feature = "openfaas"))]
+        #[cfg(feature = "http")]
         return runtime.block_on($http($function, info));
-        #[cfg(not(any(feature = "knative", feature = "openfaas")))]
+        #[cfg(not(feature = "http"))]
         {
             let _ = ($function, runtime);
             Err(not_built(info.platform.as_str(), "knative"))
@@ -303,10 +308,7 @@ fn install_panic_hook() {
     }));
 }
 
-#[cfg_attr(
-    all(feature = "lambda", any(feature = "knative", feature = "openfaas")),
-    allow(dead_code)
-)]
+#[cfg_attr(all(feature = "lambda", feature = "http"), allow(dead_code))]
 fn not_built(platform: &str, feature: &str) -> Error {
     Error::new(
         ErrorKind::Internal,

@@ -1,20 +1,30 @@
 //! The CloudEvents 1.0.2 HTTP binding: which mode a request uses, `ce-*` headers in binary mode,
 //! and the content types of structured and batched mode (docs/platforms.md §5.7).
 //!
+//! Which mode a request is in (this file) is decided in every build, the `cloudevents` feature
+//! on or off: a build without it tells a CloudEvent from plain JSON by the same rule, and answers
+//! it with `not_built` (415) instead of reading the event as JSON. Reading and writing events
+//! (`codec.rs`, `binary.rs`) come with the feature, and with them cloudevents-sdk.
+//!
 //! Only what is HTTP lives here. The attribute rules and the JSON event format are
 //! `fnkit_core::adapter::ce`, which the Lambda adapter calls too: an event gets the same verdict
 //! on every platform. (cloudevents-sdk 0.9's own HTTP binding neither percent-decodes nor
 //! percent-encodes `ce-*` values, matches content types case-sensitively, and has no batched
 //! mode, so fnkit does not use it.)
 
+#[cfg(feature = "cloudevents")]
 mod binary;
+#[cfg(feature = "cloudevents")]
+mod codec;
 
 use std::borrow::Cow;
 
-use cloudevents::Event;
-use fnkit_core::adapter::ce;
+use fnkit_core::adapter::media;
 use fnkit_core::{Error, ErrorKind};
-use http::{HeaderMap, HeaderValue};
+use http::HeaderMap;
+
+#[cfg(feature = "cloudevents")]
+pub(crate) use codec::{decode, encode, Encoded};
 
 /// How an event travels over HTTP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,13 +40,15 @@ pub(crate) enum Mode {
 /// The media type of the `Content-Type` header: lowercased, parameters dropped.
 pub(crate) fn media_type(headers: &HeaderMap) -> Option<Cow<'_, str>> {
     let ct = headers.get(http::header::CONTENT_TYPE)?;
-    ce::media_type(std::str::from_utf8(ct.as_bytes()).unwrap_or(""))
+    media::media_type(std::str::from_utf8(ct.as_bytes()).unwrap_or(""))
 }
 
 /// Tells which mode a request uses, or `None` when it carries no CloudEvent at all.
 ///
 /// # Errors
 /// 415 for a CloudEvents format other than JSON (`application/cloudevents+avro` ...).
+// Without the feature only the typed shape detects, through `detect_with`; the tests call this.
+#[cfg_attr(not(feature = "cloudevents"), allow(dead_code))]
 pub(crate) fn detect(headers: &HeaderMap) -> Result<Option<Mode>, Error> {
     detect_with(headers, media_type(headers).as_deref())
 }
@@ -73,64 +85,26 @@ fn unsupported_format(mt: &str) -> Error {
     )
 }
 
-/// Reads the events of a request in `mode`.
-///
-/// # Errors
-/// 400 naming the attribute, header or member that is missing or malformed.
-pub(crate) fn decode(
-    mode: Mode,
-    headers: &HeaderMap,
-    body: bytes::Bytes,
-) -> Result<Vec<Event>, Error> {
-    match mode {
-        Mode::Binary => binary::decode(headers, body).map(|e| vec![e]),
-        Mode::Structured => ce::decode(&body).map(|e| vec![e]),
-        Mode::Batch => ce::decode_batch(&body),
-    }
-}
-
-/// A reply ready to send: headers to add and the body.
-#[derive(Debug)]
-pub(crate) struct Encoded {
-    /// Headers (`Content-Type` and, in binary mode, `ce-*`).
-    pub(crate) headers: HeaderMap,
-    /// The body.
-    pub(crate) body: Vec<u8>,
-}
-
-/// Writes `events` in `mode`. Binary and structured mode take exactly one event.
-///
-/// # Errors
-/// 500 when a reply event is invalid (a bad extension name, an integer outside 32 bits).
-pub(crate) fn encode(mode: Mode, events: Vec<Event>) -> Result<Encoded, Error> {
-    let (content_type, body) = match mode {
-        Mode::Batch => (BATCH_JSON, ce::encode_batch(events)?),
-        Mode::Structured => (STRUCTURED_JSON, ce::encode(single(events)?)?),
-        Mode::Binary => return binary::encode(ce::checked_reply(single(events)?)?),
+/// The answer of a build without the `cloudevents` feature to a request that [`detect`] does not
+/// find plain (`detected`: a mode, or the error for a CloudEvents format other than JSON): 415,
+/// naming what made it a CloudEvent and how to build a function that reads it. The event is never
+/// handed to the handler as plain JSON.
+#[cfg(not(feature = "cloudevents"))]
+pub(crate) fn not_built(detected: Result<Option<Mode>, Error>, mt: Option<&str>) -> Error {
+    let what = match (detected, mt) {
+        (Ok(Some(Mode::Binary)), _) | (_, None) => Cow::Borrowed("in binary mode (ce-* headers)"),
+        (_, Some(mt)) => Cow::Owned(format!("(Content-Type {mt})")),
     };
-    let mut headers = HeaderMap::new();
-    headers.insert(http::header::CONTENT_TYPE, content_type);
-    Ok(Encoded { headers, body })
-}
-
-const STRUCTURED_JSON: HeaderValue =
-    HeaderValue::from_static("application/cloudevents+json; charset=utf-8");
-const BATCH_JSON: HeaderValue =
-    HeaderValue::from_static("application/cloudevents-batch+json; charset=utf-8");
-
-fn single(events: Vec<Event>) -> Result<Event, Error> {
-    let mut it = events.into_iter();
-    match (it.next(), it.next()) {
-        (Some(e), None) => Ok(e),
-        _ => Err(Error::internal(
-            "binary and structured mode carry exactly one event",
-        )),
-    }
+    Error::new(
+        ErrorKind::UnsupportedMediaType,
+        format!("this request is a CloudEvent {what}, but this function was built without CloudEvents: send plain JSON (Content-Type application/json), or build it with fnkit's `cloudevents` feature (or `knative`, which includes it)"),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -171,16 +145,5 @@ mod tests {
             let err = detect(&headers(&[("content-type", ct)])).unwrap_err();
             assert_eq!(err.status().as_u16(), 415, "{ct}");
         }
-    }
-
-    #[test]
-    fn structured_and_batch_replies_carry_their_content_types() {
-        let event =
-            ce::decode(br#"{"specversion":"1.0","id":"1","source":"/s","type":"t"}"#).unwrap();
-        let one = encode(Mode::Structured, vec![event.clone()]).unwrap();
-        assert_eq!(one.headers["content-type"], STRUCTURED_JSON);
-        let batch = encode(Mode::Batch, vec![event.clone(), event]).unwrap();
-        assert_eq!(batch.headers["content-type"], BATCH_JSON);
-        assert!(batch.body.starts_with(b"["));
     }
 }
