@@ -25,9 +25,12 @@ BENCH_ARGS         ?=
 BENCH_HELLO_DEFAULT     ?= --no-default-features --features fnkit/default
 # The same with metrics and OpenTelemetry compiled in (issue 11: what they cost when unused).
 BENCH_HELLO_OBSERVED    ?= --no-default-features --features fnkit/default,fnkit/metrics,fnkit/otel
-# The single-platform builds of `hello`, for the binary-size targets. Skipped (the targets then
+# The single-platform builds of `hello`, for the binary-size targets: HTTP only is the plain-JSON
+# build (local, Knative and OpenFaaS without CloudEvents: feature `http`); Knative's adds
+# CloudEvents. Skipped (the targets then
 # say n/a) when `hello` has no such features.
-BENCH_HELLO_HTTP_ONLY   ?= --no-default-features --features fnkit/knative
+BENCH_HELLO_HTTP_ONLY   ?= --no-default-features --features fnkit/http
+BENCH_HELLO_KNATIVE     ?= --no-default-features --features fnkit/knative
 BENCH_HELLO_LAMBDA_ONLY ?= --no-default-features --features fnkit/lambda
 # The baselines are built as their users build them: static-pie, Rust's default for musl.
 # fnkit's own builds are non-PIE (.cargo/config.toml); an empty RUSTFLAGS replaces that setting
@@ -68,6 +71,10 @@ bench-build:
 	  cp $(BENCH_BIN_DIR)/hello $(BENCH_EXTRA_DIR)/hello-http-only; \
 	else echo "bench: no HTTP-only build of hello ($(BENCH_HELLO_HTTP_ONLY)); its size target will say n/a"; \
 	  rm -f $(BENCH_EXTRA_DIR)/hello-http-only; fi
+	@if $(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello $(BENCH_HELLO_KNATIVE); then \
+	  cp $(BENCH_BIN_DIR)/hello $(BENCH_EXTRA_DIR)/hello-knative; \
+	else echo "bench: no Knative-only build of hello ($(BENCH_HELLO_KNATIVE))"; \
+	  rm -f $(BENCH_EXTRA_DIR)/hello-knative; fi
 	@if $(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello $(BENCH_HELLO_LAMBDA_ONLY); then \
 	  cp $(BENCH_BIN_DIR)/hello $(BENCH_EXTRA_DIR)/hello-lambda-only; \
 	else echo "bench: no Lambda-only build of hello ($(BENCH_HELLO_LAMBDA_ONLY)); its size target will say n/a"; \

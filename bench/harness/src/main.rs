@@ -98,6 +98,7 @@ pub(crate) struct Options {
     pub(crate) hello_http_only: PathBuf,
     pub(crate) hello_observed: PathBuf,
     pub(crate) hello_lambda_only: PathBuf,
+    pub(crate) hello_knative: PathBuf,
     pub(crate) out: PathBuf,
     pub(crate) wrk: PathBuf,
     pub(crate) wrk_threads: usize,
@@ -113,9 +114,10 @@ usage: harness [options]
   --runs N                cold-start runs per variant and body (default 60, at least 30 counts)
   --bin-dir DIR           where the release binaries are (default target/x86_64-unknown-linux-musl/release)
   --hello PATH            fnkit hello, all platforms (default BIN_DIR/hello)
-  --hello-http-only PATH  hello built with its HTTP platform only (default BIN_DIR/bench-bins/hello-http-only)
+  --hello-http-only PATH  hello built for HTTP only, plain JSON: feature `http` (default BIN_DIR/bench-bins/hello-http-only)
   --hello-observed PATH   hello with metrics and otel compiled in (default BIN_DIR/bench-bins/hello-observed)
   --hello-lambda-only PATH  hello built with Lambda only (default BIN_DIR/bench-bins/hello-lambda-only)
+  --hello-knative PATH    hello built for Knative only: HTTP and CloudEvents (default BIN_DIR/bench-bins/hello-knative)
   --out DIR               results directory (default bench/results)
   --wrk PATH              load generator (default wrk)
   --wrk-threads N         wrk threads (default 1: the other core is the server's)
@@ -135,6 +137,7 @@ fn parse_args() -> Result<Options, String> {
         hello_http_only: PathBuf::new(),
         hello_observed: PathBuf::new(),
         hello_lambda_only: PathBuf::new(),
+        hello_knative: PathBuf::new(),
         out: PathBuf::from("bench/results"),
         wrk: PathBuf::from("wrk"),
         wrk_threads: 1,
@@ -159,6 +162,7 @@ fn parse_args() -> Result<Options, String> {
             "--hello-http-only" => o.hello_http_only = value(&mut args, &arg)?.into(),
             "--hello-observed" => o.hello_observed = value(&mut args, &arg)?.into(),
             "--hello-lambda-only" => o.hello_lambda_only = value(&mut args, &arg)?.into(),
+            "--hello-knative" => o.hello_knative = value(&mut args, &arg)?.into(),
             "--out" => o.out = value(&mut args, &arg)?.into(),
             "--wrk" => o.wrk = value(&mut args, &arg)?.into(),
             "--wrk-threads" => o.wrk_threads = number(value(&mut args, &arg)?, &arg)? as usize,
@@ -185,6 +189,7 @@ fn parse_args() -> Result<Options, String> {
     default(&mut o.hello_http_only, extra.join("hello-http-only"));
     default(&mut o.hello_observed, extra.join("hello-observed"));
     default(&mut o.hello_lambda_only, extra.join("hello-lambda-only"));
+    default(&mut o.hello_knative, extra.join("hello-knative"));
     if o.runs == 0 {
         o.runs = if o.quick { 5 } else { 60 };
     }
@@ -243,8 +248,17 @@ fn variants(o: &Options) -> Vec<Variant> {
         ),
         v(
             "fnkit-http-only",
-            "fnkit hello (http only)",
+            "fnkit hello (http only, plain JSON)",
             o.hello_http_only.clone(),
+            Kind::Http,
+            false,
+            true,
+        ),
+        // Knative's build: HTTP and CloudEvents (what `http only` leaves out, measured).
+        v(
+            "fnkit-knative",
+            "fnkit hello (Knative: http + CloudEvents)",
+            o.hello_knative.clone(),
             Kind::Http,
             false,
             true,
