@@ -20,6 +20,12 @@ use tracing_core::{Dispatch, Event, Level, LevelFilter, Metadata, Subscriber};
 use fnkit_core::adapter::logscope::{self, RequestLog};
 use fnkit_core::Platform;
 
+mod spans;
+
+#[cfg(test)]
+use spans::SlotState;
+use spans::{SpanData, Spans};
+
 /// The shape of a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Format {
@@ -339,147 +345,6 @@ impl Subscriber for JsonLines {
 
     fn try_close(&self, span: Id) -> bool {
         self.spans().release(span.into_u64())
-    }
-}
-
-/// The live spans: a slab whose free slots are reused. A span's id holds its slot's index (plus
-/// one, so never zero) in the low 32 bits and the slot's generation in the high 32: an id kept
-/// past its span's close never finds the span that reuses the slot.
-#[derive(Default)]
-struct Spans {
-    slots: Vec<Slot>,
-    /// The first free slot; each free slot names the next.
-    free: Option<usize>,
-}
-
-struct Slot {
-    generation: u32,
-    state: SlotState,
-}
-
-enum SlotState {
-    Free { next: Option<usize> },
-    Live(SpanData),
-}
-
-struct SpanData {
-    meta: &'static Metadata<'static>,
-    parent: Option<u64>,
-    /// Pre-rendered `,"key":value` JSON members.
-    fields: String,
-    /// Handles to the span (`Span` clones) and children still open.
-    refs: usize,
-}
-
-impl Spans {
-    /// `id`'s slot index and generation.
-    fn split(id: u64) -> (Option<usize>, u32) {
-        let index = usize::try_from(id & u64::from(u32::MAX))
-            .ok()
-            .and_then(|i| i.checked_sub(1));
-        (index, (id >> 32) as u32)
-    }
-
-    fn get(&self, id: u64) -> Option<&SpanData> {
-        let (index, generation) = Self::split(id);
-        match self.slots.get(index?) {
-            Some(Slot {
-                generation: g,
-                state: SlotState::Live(data),
-            }) if *g == generation => Some(data),
-            _ => None,
-        }
-    }
-
-    fn get_mut(&mut self, id: u64) -> Option<&mut SpanData> {
-        let (index, generation) = Self::split(id);
-        match self.slots.get_mut(index?) {
-            Some(Slot {
-                generation: g,
-                state: SlotState::Live(data),
-            }) if *g == generation => Some(data),
-            _ => None,
-        }
-    }
-
-    /// Stores a new span and returns its id.
-    fn insert(&mut self, data: SpanData) -> Id {
-        let reused = self.free.and_then(|index| {
-            let slot = self.slots.get_mut(index)?;
-            let SlotState::Free { next } = slot.state else {
-                return None;
-            };
-            Some((index, slot, next))
-        });
-        let (index, generation) = match reused {
-            Some((index, slot, next)) => {
-                slot.state = SlotState::Live(data);
-                self.free = next;
-                (index, slot.generation)
-            }
-            None => {
-                self.slots.push(Slot {
-                    generation: 0,
-                    state: SlotState::Live(data),
-                });
-                (self.slots.len() - 1, 0)
-            }
-        };
-        Id::from_u64((u64::from(generation) << 32) | (index as u64 + 1))
-    }
-
-    /// Adds a reference to span `id`; false if it is not live.
-    fn retain(&mut self, id: u64) -> bool {
-        self.get_mut(id).map(|data| data.refs += 1).is_some()
-    }
-
-    /// Drops a reference to span `id`; true if that closed it. A closed span drops its reference
-    /// to its parent, which may close the parent in turn.
-    fn release(&mut self, id: u64) -> bool {
-        let Some(mut parent) = self.release_one(id) else {
-            return false;
-        };
-        while let Some(id) = parent {
-            parent = self.release_one(id).flatten();
-        }
-        true
-    }
-
-    /// Drops a reference to span `id`; `Some(parent)` if that closed it, `None` if it is still
-    /// open (or was not live).
-    fn release_one(&mut self, id: u64) -> Option<Option<u64>> {
-        let (index, generation) = Self::split(id);
-        let index = index?;
-        let slot = self.slots.get_mut(index)?;
-        let SlotState::Live(data) = &mut slot.state else {
-            return None;
-        };
-        if slot.generation != generation {
-            return None;
-        }
-        data.refs = data.refs.saturating_sub(1);
-        if data.refs > 0 {
-            return None;
-        }
-        let closed = std::mem::replace(&mut slot.state, SlotState::Free { next: self.free });
-        slot.generation = slot.generation.wrapping_add(1);
-        self.free = Some(index);
-        match closed {
-            SlotState::Live(data) => Some(data.parent),
-            SlotState::Free { .. } => None,
-        }
-    }
-
-    /// Appends the fields of span `id` and of its ancestors to `out`, root first (as
-    /// tracing-subscriber's `scope().from_root()`), without collecting the chain: walking up from
-    /// `id`, each ancestor's fields go in before its descendants'.
-    fn push_fields(&self, id: u64, out: &mut String) {
-        let at = out.len();
-        let mut next = Some(id);
-        while let Some(data) = next.and_then(|id| self.get(id)) {
-            out.insert_str(at, &data.fields);
-            next = data.parent;
-        }
     }
 }
 
