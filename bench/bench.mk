@@ -7,8 +7,8 @@
 #   make bench-quick            short smoke run (5 cold runs, 1 s load levels)
 #   make bench BENCH_ARGS='--runs 100 --load-secs 8'
 #
-# `hello` runs with one worker thread (`fnkit`, the default without a CPU quota) and, the same
-# binary, with FNKIT_WORKERS=2 (`fnkit-2w`): the harness adds that variant itself, so the warm
+# `hello` runs with one worker thread (`fnkit`, the default without a CPU quota) and, built with
+# `multi-thread`, with FNKIT_WORKERS=2 (`fnkit-2w`, from bench-bins/hello-mt), so the warm
 # table shows 1 and 2 workers at 64 connections (docs/runtime.md).
 
 BENCH_DIR          ?= $(CURDIR)/bench
@@ -31,6 +31,8 @@ BENCH_HELLO_OBSERVED    ?= --no-default-features --features fnkit/default,fnkit/
 # say n/a) when `hello` has no such features.
 BENCH_HELLO_HTTP_ONLY   ?= --no-default-features --features fnkit/http
 BENCH_HELLO_KNATIVE     ?= --no-default-features --features fnkit/knative
+# fnkit's defaults and `multi-thread` (off by default), for the two-worker variant (`fnkit-2w`).
+BENCH_HELLO_MT          ?= --no-default-features --features fnkit/default,fnkit/multi-thread
 BENCH_HELLO_LAMBDA_ONLY ?= --no-default-features --features fnkit/lambda
 # The baselines are built as their users build them: static-pie, Rust's default for musl.
 # fnkit's own builds are non-PIE (.cargo/config.toml); an empty RUSTFLAGS replaces that setting
@@ -79,6 +81,8 @@ bench-build:
 	  cp $(BENCH_BIN_DIR)/hello $(BENCH_EXTRA_DIR)/hello-lambda-only; \
 	else echo "bench: no Lambda-only build of hello ($(BENCH_HELLO_LAMBDA_ONLY)); its size target will say n/a"; \
 	  rm -f $(BENCH_EXTRA_DIR)/hello-lambda-only; fi
+	$(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello $(BENCH_HELLO_MT)
+	cp $(BENCH_BIN_DIR)/hello $(BENCH_EXTRA_DIR)/hello-mt
 	$(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello $(BENCH_HELLO_OBSERVED)
 	cp $(BENCH_BIN_DIR)/hello $(BENCH_EXTRA_DIR)/hello-observed
 	$(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello $(BENCH_HELLO_DEFAULT)

@@ -99,6 +99,7 @@ pub(crate) struct Options {
     pub(crate) hello_observed: PathBuf,
     pub(crate) hello_lambda_only: PathBuf,
     pub(crate) hello_knative: PathBuf,
+    pub(crate) hello_mt: PathBuf,
     pub(crate) out: PathBuf,
     pub(crate) wrk: PathBuf,
     pub(crate) wrk_threads: usize,
@@ -118,6 +119,7 @@ usage: harness [options]
   --hello-observed PATH   hello with metrics and otel compiled in (default BIN_DIR/bench-bins/hello-observed)
   --hello-lambda-only PATH  hello built with Lambda only (default BIN_DIR/bench-bins/hello-lambda-only)
   --hello-knative PATH    hello built for Knative only: HTTP and CloudEvents (default BIN_DIR/bench-bins/hello-knative)
+  --hello-mt PATH         hello with fnkit's defaults and `multi-thread`, run with two workers (default BIN_DIR/bench-bins/hello-mt)
   --out DIR               results directory (default bench/results)
   --wrk PATH              load generator (default wrk)
   --wrk-threads N         wrk threads (default 1: the other core is the server's)
@@ -138,6 +140,7 @@ fn parse_args() -> Result<Options, String> {
         hello_observed: PathBuf::new(),
         hello_lambda_only: PathBuf::new(),
         hello_knative: PathBuf::new(),
+        hello_mt: PathBuf::new(),
         out: PathBuf::from("bench/results"),
         wrk: PathBuf::from("wrk"),
         wrk_threads: 1,
@@ -163,6 +166,7 @@ fn parse_args() -> Result<Options, String> {
             "--hello-observed" => o.hello_observed = value(&mut args, &arg)?.into(),
             "--hello-lambda-only" => o.hello_lambda_only = value(&mut args, &arg)?.into(),
             "--hello-knative" => o.hello_knative = value(&mut args, &arg)?.into(),
+            "--hello-mt" => o.hello_mt = value(&mut args, &arg)?.into(),
             "--out" => o.out = value(&mut args, &arg)?.into(),
             "--wrk" => o.wrk = value(&mut args, &arg)?.into(),
             "--wrk-threads" => o.wrk_threads = number(value(&mut args, &arg)?, &arg)? as usize,
@@ -190,6 +194,7 @@ fn parse_args() -> Result<Options, String> {
     default(&mut o.hello_observed, extra.join("hello-observed"));
     default(&mut o.hello_lambda_only, extra.join("hello-lambda-only"));
     default(&mut o.hello_knative, extra.join("hello-knative"));
+    default(&mut o.hello_mt, extra.join("hello-mt"));
     if o.runs == 0 {
         o.runs = if o.quick { 5 } else { 60 };
     }
@@ -273,14 +278,14 @@ fn variants(o: &Options) -> Vec<Variant> {
             false,
             true,
         ),
-        // The same binary with two worker threads (a multi-thread runtime), as a CPU quota of
-        // two CPUs would give it: warm throughput with 1 and 2 workers side by side.
+        // hello built with `multi-thread` (off by default) and run with two worker threads, as a
+        // CPU quota of two CPUs would give it: warm throughput with 1 and 2 workers side by side.
         Variant {
             env: &[("FNKIT_WORKERS", "2")],
             ..v(
                 "fnkit-2w",
-                "fnkit hello, 2 workers",
-                o.hello.clone(),
+                "fnkit hello + multi-thread, 2 workers",
+                o.hello_mt.clone(),
                 Kind::Http,
                 true,
                 true,

@@ -53,8 +53,9 @@ pub(crate) fn build(platform: Platform) -> Result<tokio::runtime::Runtime, Error
 }
 
 /// A build without `multi-thread` runs one worker: a quota above one CPU is noted, an explicit
-/// `FNKIT_WORKERS` above 1 is an error (it would not be honoured).
-#[cfg(not(feature = "multi-thread"))]
+/// `FNKIT_WORKERS` above 1 is an error (it would not be honoured). Compiled in every build, so its
+/// test runs in the workspace's (where the example functions turn `multi-thread` on).
+#[cfg_attr(feature = "multi-thread", allow(dead_code))]
 fn one_worker(workers: workers::Workers) -> Result<workers::Workers, Error> {
     if workers.count <= 1 {
         return Ok(workers);
@@ -162,6 +163,34 @@ where
 mod tests {
     use super::*;
     use fnkit_core::adapter::env_from;
+
+    /// Without `multi-thread` (off by default): a quota above one CPU gives one worker, and an
+    /// explicit `FNKIT_WORKERS` above 1 is refused, naming the feature.
+    #[test]
+    fn without_multi_thread_one_worker_runs_and_a_setting_for_more_is_refused() {
+        let quota = workers::Workers {
+            count: 2,
+            cpu_quota: Some(2.0),
+            source: workers::Source::Quota,
+        };
+        let one = one_worker(quota).unwrap();
+        assert_eq!((one.count, one.cpu_quota), (1, Some(2.0)));
+        assert_eq!(one.source, workers::Source::Default);
+        let asked = workers::Workers {
+            count: 3,
+            cpu_quota: None,
+            source: workers::Source::Setting,
+        };
+        let err = one_worker(asked).unwrap_err();
+        assert!(err.message().contains("FNKIT_WORKERS=3"), "{err}");
+        assert!(err.message().contains("`multi-thread`"), "{err}");
+        let single = workers::Workers {
+            count: 1,
+            cpu_quota: None,
+            source: workers::Source::Setting,
+        };
+        assert_eq!(one_worker(single).unwrap().source, workers::Source::Setting);
+    }
 
     #[test]
     fn blocked_warn_defaults_to_100_ms_and_zero_turns_it_off() {
