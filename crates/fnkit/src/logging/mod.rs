@@ -350,14 +350,18 @@ impl Subscriber for JsonLines {
 
 fn render(format: Format, meta: &Metadata<'_>, event: &JsonVisitor, spans: &str) -> String {
     let mut line = String::with_capacity(128 + event.message.len() + event.fields.len());
-    let ts = Timestamp(SystemTime::now());
+    let ts = Timestamp(SystemTime::now()).text();
+    let ts = std::str::from_utf8(&ts).unwrap_or_default();
+    let level = level_name(*meta.level());
     match format {
         Format::LambdaText => {
             let request_id = event
                 .request_id
                 .as_deref()
                 .or_else(|| find_request_id(spans));
-            let _ = write!(line, "{ts} {} ", level_name(*meta.level()));
+            for part in [ts, " ", level, " "] {
+                line.push_str(part);
+            }
             if let Some(id) = request_id {
                 line.push_str(id);
                 line.push(' ');
@@ -371,11 +375,9 @@ fn render(format: Format, meta: &Metadata<'_>, event: &JsonVisitor, spans: &str)
             }
         }
         Format::Json | Format::LambdaJson => {
-            let _ = write!(
-                line,
-                "{{\"timestamp\":\"{ts}\",\"level\":\"{}\"",
-                level_name(*meta.level())
-            );
+            for part in ["{\"timestamp\":\"", ts, "\",\"level\":\"", level, "\""] {
+                line.push_str(part);
+            }
             line.push_str(",\"message\":");
             push_json_str(&mut line, &event.message);
             if format == Format::Json {
@@ -508,6 +510,11 @@ impl Visit for JsonVisitor {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        // A message (`format_args!`) is written in place; it is escaped with the line.
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+            return;
+        }
         let text = format!("{value:?}");
         self.record_str(field, &text);
     }
@@ -543,20 +550,37 @@ fn push_json_str(out: &mut String, s: &str) {
 /// An RFC 3339 UTC timestamp with milliseconds: `2026-11-23T16:18:58.123Z`.
 struct Timestamp(SystemTime);
 
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Timestamp {
+    /// The timestamp as its 24 ASCII bytes, written digit by digit: every log line has one, and
+    /// `write!` with widths and fill costs several times as much.
+    fn text(&self) -> [u8; 24] {
         let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
         let secs = since.as_secs();
         let (days, rem) = (secs / 86_400, secs % 86_400);
         let (year, month, day) = civil_from_days(days);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-            rem / 3600,
-            rem / 60 % 60,
-            rem % 60,
-            since.subsec_millis()
-        )
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let fields = [
+            (0..4, year),
+            (5..7, month),
+            (8..10, day),
+            (11..13, rem / 3600),
+            (14..16, rem / 60 % 60),
+            (17..19, rem % 60),
+            (20..23, u64::from(since.subsec_millis())),
+        ];
+        for (range, mut n) in fields {
+            for digit in out[range].iter_mut().rev() {
+                *digit = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(std::str::from_utf8(&self.text()).unwrap_or_default())
     }
 }
 
