@@ -30,35 +30,9 @@ const PF_X: u32 = 1;
 const DT_NULL: u64 = 0;
 const DT_NEEDED: u64 = 1;
 
-/// Whether the tests run under CI (`CI` set), where a test's prerequisite missing is a failure.
-pub(crate) fn under_ci() -> bool {
-    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
-}
-
-/// Skips (returns `None`) or, under CI, fails.
-fn skip<T>(why: &str) -> Option<T> {
-    assert!(
-        !under_ci(),
-        "{why}; CI is set, and `make test` (`make test-arm64`) provides it"
-    );
-    eprintln!("SKIPPED: {why}");
-    None
-}
-
-/// The aarch64 binary from `FNKIT_ARM64_BIN` (relative paths are from the repository root).
+/// The aarch64 `hello` from `FNKIT_ARM64_BIN` (`make test-arm64` builds it and sets it).
 fn arm64_bin() -> Option<PathBuf> {
-    let Some(path) = std::env::var_os("FNKIT_ARM64_BIN").filter(|p| !p.is_empty()) else {
-        return skip(
-            "FNKIT_ARM64_BIN is not set (`make test-arm64` builds hello for aarch64 and sets it)",
-        );
-    };
-    let path = fnkit_tests::workspace_root().join(path);
-    assert!(
-        path.is_file(),
-        "FNKIT_ARM64_BIN={} does not exist: `make arm64-hello` builds it",
-        path.display()
-    );
-    Some(path)
+    fnkit_tests::built_aside("FNKIT_ARM64_BIN", "arm64-hello")
 }
 
 /// qemu-user for aarch64: `FNKIT_QEMU_AARCH64`, else `qemu-aarch64-static` or `qemu-aarch64` on
@@ -76,7 +50,9 @@ fn qemu() -> Option<PathBuf> {
             }
         }
     }
-    skip("no qemu-aarch64-static or qemu-aarch64 on PATH (apt-get install qemu-user-static)")
+    fnkit_tests::skip(
+        "no qemu-aarch64-static or qemu-aarch64 on PATH (apt-get install qemu-user-static)",
+    )
 }
 
 /// What the ELF header and program headers of a binary say.

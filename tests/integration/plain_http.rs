@@ -12,26 +12,11 @@
 
 use fnkit_tests::{FnProcess, Request};
 
-use crate::arm64::under_ci;
-
-/// The `http`-only `hello` from `FNKIT_PLAIN_HTTP_BIN` (relative paths are from the repository
-/// root), as an absolute path `FnProcess` starts in place of a name.
+/// The `http`-only `hello` from `FNKIT_PLAIN_HTTP_BIN`, as the path `FnProcess` starts in place
+/// of a name.
 fn plain_http_hello() -> Option<String> {
-    let Some(path) = std::env::var_os("FNKIT_PLAIN_HTTP_BIN").filter(|p| !p.is_empty()) else {
-        assert!(
-            !under_ci(),
-            "FNKIT_PLAIN_HTTP_BIN is not set; CI is set, and `make test` provides it"
-        );
-        eprintln!("SKIPPED: FNKIT_PLAIN_HTTP_BIN is not set (`make plain-http-hello` builds it)");
-        return None;
-    };
-    let path = fnkit_tests::workspace_root().join(path);
-    assert!(
-        path.is_file(),
-        "FNKIT_PLAIN_HTTP_BIN={} does not exist: `make plain-http-hello` builds it",
-        path.display()
-    );
-    Some(path.to_string_lossy().into_owned())
+    fnkit_tests::built_aside("FNKIT_PLAIN_HTTP_BIN", "plain-http-hello")
+        .map(|path| path.to_string_lossy().into_owned())
 }
 
 #[test]

@@ -31,6 +31,36 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
+/// Whether the tests run under CI (`CI` set, and not to `false` or `0`), where a missing
+/// prerequisite fails a test instead of skipping it.
+pub fn under_ci() -> bool {
+    std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false" && v != "0")
+}
+
+/// Skips a test (says SKIPPED and gives `None`) or, under CI, fails it: `make test` provides
+/// every prerequisite there.
+pub fn skip<T>(why: &str) -> Option<T> {
+    assert!(!under_ci(), "{why}; CI is set, and `make test` provides it");
+    eprintln!("SKIPPED: {why}");
+    None
+}
+
+/// A binary a workspace build cannot make (another target, other features), built aside by
+/// `make <target>` and named by the environment variable `var` (relative paths are from the
+/// repository root): [`skip`] when `var` is not set, a clear panic when the file is missing.
+pub fn built_aside(var: &str, target: &str) -> Option<PathBuf> {
+    let Some(path) = std::env::var_os(var).filter(|p| !p.is_empty()) else {
+        return skip(&format!("{var} is not set (`make {target}` builds it)"));
+    };
+    let path = workspace_root().join(path);
+    assert!(
+        path.is_file(),
+        "{var}={} does not exist: `make {target}` builds it",
+        path.display()
+    );
+    Some(path)
+}
+
 /// The path of a built binary, with a clear panic when it is missing.
 pub fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);

@@ -13,8 +13,7 @@ use cloudevents::{AttributesReader, AttributesWriter, Data, Event};
 use serde_json::{Map, Value};
 
 use crate::adapter::Payload;
-// The media-type rules are not CloudEvents' own: every build reads Content-Type with them.
-pub use crate::media::{is_json, media_type};
+use crate::media::{is_json, media_type};
 use crate::Error;
 
 /// Where an event's attributes came from, so that errors name what the sender wrote.

@@ -89,7 +89,7 @@ pub mod adapter {
     pub use crate::trace::{begin_traces, trace_context, TraceInput};
 
     /// Media types of `Content-Type` values (lowercased, parameters dropped; which are JSON), in
-    /// every build; `ce` (feature `cloudevents`) reads them with the same functions.
+    /// every build; `ce` (feature `cloudevents`) reads them with these same functions.
     pub mod media {
         pub use crate::media::*;
     }

@@ -100,7 +100,7 @@ pub(crate) struct Index<'a> {
 }
 
 /// `seconds` since the Unix epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`).
-pub(crate) fn rfc3339(seconds: u64) -> String {
+pub fn rfc3339(seconds: u64) -> String {
     let days = seconds / 86_400;
     let rem = seconds % 86_400;
     let (y, m, d) = civil_from_days(days as i64);

@@ -46,6 +46,10 @@ mod push;
 mod reference;
 
 pub use error::{Error, ErrorKind};
+/// `seconds` since the Unix epoch as RFC 3339 UTC (`1970-01-01T00:00:00Z`), the form of an
+/// image's `created`; the CLI's Lambda emulator dates its log streams with it too.
+#[doc(hidden)]
+pub use json::rfc3339;
 
 /// The README's example, compiled by `cargo test --doc`.
 #[cfg(doctest)]

@@ -78,8 +78,9 @@ fn one_worker(workers: workers::Workers) -> Result<workers::Workers, Error> {
     })
 }
 
-/// How many Lambda invocations run at once, by the Lambda runtime's own rule.
-fn lambda_concurrency() -> usize {
+/// How many Lambda invocations run at once, by the Lambda runtime's own rule (the worker count
+/// and the log format both follow it).
+pub(crate) fn lambda_concurrency() -> usize {
     #[cfg(feature = "lambda")]
     return fnkit_lambda::max_concurrency();
     #[cfg(not(feature = "lambda"))]

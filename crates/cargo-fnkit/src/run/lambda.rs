@@ -106,21 +106,11 @@ pub(super) fn start(
 
 /// Today as `YYYY/MM/DD` (the log stream's prefix), without a date library.
 fn chrono_less_date() -> String {
-    let days = SystemTime::now()
+    let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(0) as i64;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}/{month:02}/{day:02}")
+        .map_or(0, |d| d.as_secs());
+    // `YYYY-MM-DDThh:mm:ssZ`: its date, with slashes.
+    fnkit_oci::rfc3339(now)[..10].replace('-', "/")
 }
 
 fn error_json(status: u16, kind: &str, message: &str) -> Response {

@@ -3,6 +3,7 @@
 use bytes::Bytes;
 use cloudevents::{AttributesReader, AttributesWriter, Data, Event};
 use fnkit_core::adapter::ce::{self, Origin};
+use fnkit_core::adapter::media;
 use fnkit_core::Error;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use percent_encoding::{percent_decode, utf8_percent_encode, AsciiSet, CONTROLS};
@@ -85,8 +86,8 @@ pub(super) fn decode(headers: &HeaderMap, body: Bytes) -> Result<Event, Error> {
     if !body.is_empty() {
         let json = content_type
             .as_deref()
-            .and_then(ce::media_type)
-            .is_some_and(|mt| ce::is_json(&mt));
+            .and_then(media::media_type)
+            .is_some_and(|mt| media::is_json(&mt));
         let data = if json {
             // JSON stays JSON, as in structured mode; bytes that do not parse are handed over as
             // they are and the handler (or typed input) reports them.

@@ -106,22 +106,19 @@ fn parse_level(s: &str) -> Option<LevelFilter> {
     })
 }
 
-/// How many invocations the Lambda runtime runs at once, by its own rule.
-fn lambda_concurrency() -> usize {
-    #[cfg(feature = "lambda")]
-    return fnkit_lambda::max_concurrency();
-    #[cfg(not(feature = "lambda"))]
-    1
-}
-
 /// Installs the subscriber for `platform` as the global default. Does nothing if one is set.
 pub(crate) fn init(platform: Platform) {
+    // `set_global_default` refuses a second subscriber: checking first skips reading the
+    // environment for one.
+    if tracing_core::dispatcher::has_been_set() {
+        return;
+    }
     let var = fnkit_core::adapter::env_var;
     let (format, filter) = if platform == Platform::Lambda {
         // Concurrent invocations (Lambda Managed Instances) interleave their lines: only JSON
         // lines carry each one's request id, so JSON it is whatever the setting says.
         let json = var("AWS_LAMBDA_LOG_FORMAT").is_some_and(|f| f.eq_ignore_ascii_case("json"))
-            || lambda_concurrency() > 1;
+            || crate::runtime::lambda_concurrency() > 1;
         let format = if json {
             Format::LambdaJson
         } else {
@@ -136,10 +133,6 @@ pub(crate) fn init(platform: Platform) {
     } else {
         (Format::Json, Filter::parse(var("RUST_LOG").as_deref()))
     };
-    // `set_global_default` refuses a second subscriber; checking first skips building one.
-    if tracing_core::dispatcher::has_been_set() {
-        return;
-    }
     let dispatch = Dispatch::new(JsonLines::new(format, filter));
     let _ = tracing_core::dispatcher::set_global_default(dispatch);
 }

@@ -34,33 +34,29 @@ pub(super) struct SpanData {
 }
 
 impl Spans {
-    /// `id`'s slot index and generation.
-    fn split(id: u64) -> (Option<usize>, u32) {
+    /// The slot of span `id`, if the span is live: the slot holds a span, of the generation the
+    /// id names (not a later one that reused the slot).
+    fn slot_of(&self, id: u64) -> Option<usize> {
         let index = usize::try_from(id & u64::from(u32::MAX))
-            .ok()
-            .and_then(|i| i.checked_sub(1));
-        (index, (id >> 32) as u32)
+            .ok()?
+            .checked_sub(1)?;
+        let slot = self.slots.get(index)?;
+        (slot.generation == (id >> 32) as u32 && matches!(slot.state, SlotState::Live(_)))
+            .then_some(index)
     }
 
     pub(super) fn get(&self, id: u64) -> Option<&SpanData> {
-        let (index, generation) = Self::split(id);
-        match self.slots.get(index?) {
-            Some(Slot {
-                generation: g,
-                state: SlotState::Live(data),
-            }) if *g == generation => Some(data),
-            _ => None,
+        match &self.slots[self.slot_of(id)?].state {
+            SlotState::Live(data) => Some(data),
+            SlotState::Free { .. } => None,
         }
     }
 
     pub(super) fn get_mut(&mut self, id: u64) -> Option<&mut SpanData> {
-        let (index, generation) = Self::split(id);
-        match self.slots.get_mut(index?) {
-            Some(Slot {
-                generation: g,
-                state: SlotState::Live(data),
-            }) if *g == generation => Some(data),
-            _ => None,
+        let index = self.slot_of(id)?;
+        match &mut self.slots[index].state {
+            SlotState::Live(data) => Some(data),
+            SlotState::Free { .. } => None,
         }
     }
 
@@ -110,18 +106,13 @@ impl Spans {
     /// Drops a reference to span `id`; `Some(parent)` if that closed it, `None` if it is still
     /// open (or was not live).
     fn release_one(&mut self, id: u64) -> Option<Option<u64>> {
-        let (index, generation) = Self::split(id);
-        let index = index?;
-        let slot = self.slots.get_mut(index)?;
-        let SlotState::Live(data) = &mut slot.state else {
-            return None;
-        };
-        if slot.generation != generation {
-            return None;
-        }
-        data.refs = data.refs.saturating_sub(1);
-        if data.refs > 0 {
-            return None;
+        let index = self.slot_of(id)?;
+        let slot = &mut self.slots[index];
+        if let SlotState::Live(data) = &mut slot.state {
+            data.refs = data.refs.saturating_sub(1);
+            if data.refs > 0 {
+                return None;
+            }
         }
         let closed = std::mem::replace(&mut slot.state, SlotState::Free { next: self.free });
         slot.generation = slot.generation.wrapping_add(1);
