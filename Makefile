@@ -16,7 +16,7 @@ PY           := $(VENV)/bin/python
 export CARGO_TARGET_DIR ?= $(CURDIR)/target
 FUNCTIONS    := hello echo-event http-echo sqs-batch
 
-.PHONY: help run build musl-target zig qemu-aarch64 arm64-hello test-arm64 plain-http-hello test test-deps test-platforms venv lint fmt clippy check-features image deploy-knative clean
+.PHONY: help run build musl-target zig qemu-aarch64 arm64-hello test-arm64 plain-http-hello layout test test-deps test-platforms venv lint fmt clippy check-features image deploy-knative clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -35,6 +35,20 @@ build: musl-target ## Static release binaries of the example functions (musl; AR
 musl-target: $(if $(filter aarch64-%,$(MUSL_TARGET)),zig)
 	@case "$(ARCH)" in x86_64|amd64|arm64|aarch64) ;; *) echo "ARCH must be x86_64 or arm64, not '$(ARCH)'"; exit 1;; esac
 	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
+
+# The code layout the musl builds link with (.cargo/config.toml): hello, fnkit's default features,
+# profiled under valgrind on each platform; functions are grouped by where they ran (docs/runtime.md,
+# "Code layout"). Run it after changing fnkit's code and commit the result: a stale layout costs
+# memory, never correctness. The copies are what `cargo fnkit new` and the OpenFaaS templates ship.
+LAYOUT_COPIES := crates/cargo-fnkit/templates/fnkit-layout.ld openfaas/template/fnkit/fnkit-layout.ld \
+  openfaas/template/fnkit-direct/fnkit-layout.ld
+layout: musl-target ## Regenerate .cargo/fnkit-layout.ld by profiling hello (needs valgrind)
+	@command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; } || \
+	  { echo "make layout needs valgrind (apt-get install valgrind)"; exit 1; }
+	python3 tools/layout/profile.py --out .cargo/fnkit-layout.ld
+	@for f in $(LAYOUT_COPIES); do cp .cargo/fnkit-layout.ld $$f; done
+	@echo "layout: copied to $(LAYOUT_COPIES)"
 
 # --- arm64 (aarch64-unknown-linux-musl) from any host, without Docker -------------------------
 # rustc needs a linker that can write an aarch64 ELF against musl. zig's `cc` can, for any target,

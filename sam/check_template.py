@@ -5,7 +5,8 @@ docs/conformance.md #24-#25).
         every function: Runtime provided.al2023, Handler bootstrap, one Architecture,
         BuildMethod makefile
     check_template.py --artifacts DIR [--parameter NAME=VALUE]... TEMPLATE
-        also: DIR/<LogicalId>/bootstrap is an executable, static ELF for that architecture
+        also: DIR/<LogicalId>/bootstrap is an executable, static ELF for that architecture,
+        linked with fnkit's code layout (five executable segments)
 
 A `!Ref` to a template parameter (`Architectures: [!Ref Architecture]`) takes the value given with
 --parameter (as `sam build --parameter-overrides` would), else the parameter's Default, and must be
@@ -95,9 +96,16 @@ def check_bootstrap(path, arch):
         fail(f"{path} is built for ELF machine {machine}, the template says {arch}")
     phoff = struct.unpack_from("<Q", data, 32)[0]
     phentsize, phnum = struct.unpack_from("<HH", data, 54)
+    code_segments = 0
     for i in range(phnum):
-        if struct.unpack_from("<I", data, phoff + i * phentsize)[0] == 3:  # PT_INTERP
+        p_type, p_flags = struct.unpack_from("<II", data, phoff + i * phentsize)
+        if p_type == 3:  # PT_INTERP
             fail(f"{path} is dynamically linked; Lambda's provided.al2023 wants a static binary")
+        code_segments += p_type == 1 and p_flags & 1  # PT_LOAD, PF_X
+    # .text and the four groups of .cargo/fnkit-layout.ld (docs/runtime.md, "Code layout").
+    if code_segments != 5:
+        fail(f"{path} has {code_segments} executable segments, not 5: "
+             "was it linked without .cargo/fnkit-layout.ld?")
 
 
 def main(argv):

@@ -978,14 +978,30 @@ fn openfaas_direct_template_runs_the_function_alone_as_nobody_and_both_build_non
         dockerfile.lines().rfind(|l| l.starts_with("USER ")),
         Some("USER 65534:65534")
     );
-    // Both templates link a non-PIE static binary, as the repository's .cargo/config.toml does.
-    for dockerfile in [dockerfile, read("fnkit/Dockerfile")] {
+    // Both templates link a non-PIE static binary, as the repository's .cargo/config.toml does,
+    // and with the repository's code layout (docs/runtime.md, "Code layout"), which
+    // each template carries: its folder is the whole build context.
+    let layout = std::fs::read_to_string(workspace_root().join(".cargo/fnkit-layout.ld"))
+        .expect(".cargo/fnkit-layout.ld");
+    for name in ["fnkit", "fnkit-direct"] {
+        let dockerfile = read(&format!("{name}/Dockerfile"));
         for target in ["X86_64", "AARCH64"] {
             let needle = format!(
-                r#"CARGO_TARGET_{target}_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static""#
+                r#"CARGO_TARGET_{target}_UNKNOWN_LINUX_MUSL_RUSTFLAGS="-C relocation-model=static -C link-arg=-Wl,-T,/home/rust/fnkit-layout.ld""#
             );
-            assert!(dockerfile.contains(&needle), "a template lacks {needle}");
+            assert!(
+                dockerfile.contains(&needle),
+                "template {name} lacks {needle}"
+            );
         }
+        assert!(
+            dockerfile.contains("COPY fnkit-layout.ld /home/rust/fnkit-layout.ld"),
+            "template {name} does not copy its fnkit-layout.ld"
+        );
+        assert!(
+            read(&format!("{name}/fnkit-layout.ld")) == layout,
+            "template {name}'s fnkit-layout.ld is not the repository's: run `make layout`"
+        );
     }
 }
 

@@ -231,6 +231,12 @@ fn build_zip_gives_a_static_binary_and_a_reproducible_bootstrap_zip() {
     assert_eq!(&elf[..4], b"\x7fELF");
     assert_eq!(u16::from_le_bytes([elf[18], elf[19]]), 62, "x86-64");
     assert!(!has_interpreter(&elf), "static: no PT_INTERP");
+    // Linked with the crate's .cargo/fnkit-layout.ld: .text and the layout's four groups.
+    assert_eq!(
+        code_segments(&elf),
+        5,
+        "the code layout's five code segments"
+    );
 
     let first = std::fs::read(&build.zip).unwrap();
     ok(&build.dir, &["build", "--zip"]);
@@ -606,11 +612,21 @@ fn new_checked(name: &str, shape: &str) -> std::path::PathBuf {
 
 /// Whether an ELF64 little-endian file has a PT_INTERP program header (a dynamic loader).
 fn has_interpreter(elf: &[u8]) -> bool {
+    program_headers(elf).any(|(p_type, _)| p_type == 3)
+}
+
+/// Executable `PT_LOAD`s.
+fn code_segments(elf: &[u8]) -> usize {
+    program_headers(elf)
+        .filter(|&(p_type, p_flags)| p_type == 1 && p_flags & 1 != 0)
+        .count()
+}
+
+/// `(p_type, p_flags)` of each program header of a 64-bit little-endian ELF.
+fn program_headers(elf: &[u8]) -> impl Iterator<Item = (u32, u32)> + '_ {
     let u16_at = |at: usize| u16::from_le_bytes([elf[at], elf[at + 1]]) as usize;
+    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
     let phoff = u64::from_le_bytes(elf[0x20..0x28].try_into().unwrap()) as usize;
     let (size, count) = (u16_at(0x36), u16_at(0x38));
-    (0..count).any(|i| {
-        let at = phoff + i * size;
-        u32::from_le_bytes(elf[at..at + 4].try_into().unwrap()) == 3
-    })
+    (0..count).map(move |i| (u32_at(phoff + i * size), u32_at(phoff + i * size + 4)))
 }

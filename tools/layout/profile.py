@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+"""Generate .cargo/fnkit-layout.ld: which code of a fnkit function runs on which platform.
+
+`make layout` runs this. It builds `hello` with fnkit's default features (static musl, release,
+symbols kept, a linker map), runs it under valgrind's callgrind through the scenarios below, and
+sorts every function of the binary into one of five groups by the scenarios that ran it:
+
+    common  ran on Lambda and over HTTP (start-up, the handler, JSON, the runtime)
+    http    ran over HTTP only (local, Knative, OpenFaaS: the server side of hyper, fnkit-http)
+    ce      ran only when CloudEvents arrived (the cloudevents-sdk, URL parsing)
+    lambda  ran on Lambda only (the Runtime API client)
+    cold    never ran (panic and backtrace printing, error paths no scenario reaches)
+
+The linker script it writes gives each group but `common` its own output section, each after a
+gap in the address space, so each becomes its own PT_LOAD segment and the kernel maps it as its
+own VMA. Functions it does not name (`common`, the user's own code, anything newer than the list)
+stay in `.text`, the first code segment. Why this lowers peak RSS, and by how much, is in
+docs/runtime.md ("Code layout") and BENCHMARKS.md.
+
+Patterns leave out what changes from build to build (legacy symbol hashes, v0 crate
+disambiguators, LTO suffixes), so one list serves later builds of the same code; a function the
+list does not know stays in `.text`, which costs memory, never correctness.
+
+Needs valgrind, python3 and the musl target. Usage:
+    python3 tools/layout/profile.py [--out .cargo/fnkit-layout.ld] [--keep DIR]
+"""
+
+import argparse
+import bisect
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import http.server
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TARGET = "x86_64-unknown-linux-musl"
+GROUPS = ["http", "ce", "lambda", "cold"]  # segment order after .text (common)
+
+
+def build(work):
+    """hello, default features, release, unstripped, with a linker map. Returns (binary, map)."""
+    map_path = os.path.join(work, "hello.map")
+    # Touch main.rs so that cargo relinks even when only the arguments after `--` changed.
+    os.utime(os.path.join(ROOT, "functions/hello/src/main.rs"))
+    subprocess.run(
+        ["cargo", "rustc", "--release", "--locked", "--target", TARGET, "-p", "hello",
+         "--bin", "hello", "--no-default-features", "--features", "fnkit/default", "--",
+         "-C", "strip=none", "-C", f"link-arg=-Wl,-Map={map_path}"],
+        cwd=ROOT, check=True)
+    target_dir = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+    binary = os.path.join(work, "hello")
+    shutil.copy(os.path.join(target_dir, TARGET, "release", "hello"), binary)
+    # Put the stripped build back for whoever uses target/.../hello next.
+    os.utime(os.path.join(ROOT, "functions/hello/src/main.rs"))
+    return binary, map_path
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def callgrind(binary, env, out, drive):
+    """Run `binary` under callgrind with `env`, call drive(proc), SIGTERM it, wait."""
+    full = dict(os.environ, **env)
+    proc = subprocess.Popen(
+        ["valgrind", "--tool=callgrind", "--demangle=no", f"--callgrind-out-file={out}", binary],
+        env=full, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        drive(proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return out
+
+
+def wait_port(port, proc):
+    for _ in range(600):
+        if proc.poll() is not None:
+            sys.exit(f"hello exited ({proc.returncode}) before listening on {port}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    sys.exit(f"hello never listened on {port}")
+
+
+def exchange(port, method, path, body=None, headers=None, close=False):
+    """One request on its own connection; returns the status."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = dict(headers or {})
+    if close:
+        headers["Connection"] = "close"
+    conn.request(method, path, body=body, headers=headers)
+    response = conn.getresponse()
+    response.read()
+    conn.close()
+    return response.status
+
+
+def drive_http(port):
+    def drive(proc):
+        wait_port(port, proc)
+        json_ct = {"Content-Type": "application/json"}
+        # Several requests on one keep-alive connection, the way a load balancer sends them.
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        for body in ['{"name":"Ada"}', '{}', '{"name":"Grace","pad":"' + "x" * 2000 + '"}']:
+            conn.request("POST", "/", body=body, headers=json_ct)
+            conn.getresponse().read()
+        conn.close()
+        # What a cold start gets in make bench and from most clients: one request, then close.
+        exchange(port, "POST", "/", '{"name":"Ada"}', json_ct, close=True)
+        exchange(port, "GET", "/")
+        exchange(port, "POST", "/", "")
+        # Refusals a function meets in its first minutes: bad JSON, a wrong media type.
+        exchange(port, "POST", "/", "{not json", json_ct)
+        exchange(port, "POST", "/", "hello", {"Content-Type": "text/plain"})
+    return drive
+
+
+def drive_openfaas(port):
+    def drive(proc):
+        wait_port(port, proc)
+        exchange(port, "GET", "/_/health")
+        exchange(port, "GET", "/_/ready")
+        exchange(port, "POST", "/", '{"name":"Ada"}', {"Content-Type": "application/json"})
+    return drive
+
+
+def drive_cloudevents(port):
+    def drive(proc):
+        wait_port(port, proc)
+        binary = {"ce-specversion": "1.0", "ce-id": "1", "ce-source": "/profile",
+                  "ce-type": "dev.fnkit.profile", "Content-Type": "application/json"}
+        exchange(port, "POST", "/", '{"name":"Ada"}', binary)
+        event = {"specversion": "1.0", "id": "2", "source": "/profile",
+                 "type": "dev.fnkit.profile", "datacontenttype": "application/json",
+                 "data": {"name": "Ada"}}
+        structured = {"Content-Type": "application/cloudevents+json"}
+        exchange(port, "POST", "/", json.dumps(event), structured)
+        batch = {"Content-Type": "application/cloudevents-batch+json"}
+        exchange(port, "POST", "/", json.dumps([event, dict(event, id="3")]), batch)
+    return drive
+
+
+class RuntimeApi(http.server.ThreadingHTTPServer):
+    """Just enough of the Lambda Runtime API: a few events, then a long poll that never ends."""
+
+    daemon_threads = True
+    events = [b'{"name":"Ada"}', b"{}", b"not json", b'{"name":"Grace"}']
+
+
+class RuntimeApiHandler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    served = 0
+    lock = threading.Lock()
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if not self.path.endswith("/runtime/invocation/next"):
+            self.send_error(404)
+            return
+        with RuntimeApiHandler.lock:
+            n = RuntimeApiHandler.served
+            RuntimeApiHandler.served += 1
+        if n >= len(RuntimeApi.events):
+            time.sleep(3600)  # the next event never comes; SIGTERM ends the run
+            return
+        body = RuntimeApi.events[n]
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Lambda-Runtime-Aws-Request-Id", f"profile-{n}")
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + 600_000))
+        self.send_header("Lambda-Runtime-Invoked-Function-Arn",
+                         "arn:aws:lambda:us-east-1:123456789012:function:hello")
+        self.send_header("Lambda-Runtime-Trace-Id",
+                         "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", "0")))
+        self.send_response(202)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def drive_lambda(server):
+    def drive(proc):
+        deadline = time.time() + 120
+        while RuntimeApiHandler.served <= len(RuntimeApi.events) and time.time() < deadline:
+            if proc.poll() is not None:
+                sys.exit(f"hello exited ({proc.returncode}) on Lambda")
+            time.sleep(0.1)
+        time.sleep(1)  # the last answer's POST
+    return drive
+
+
+def executed(cg_path, addresses):
+    """Start addresses of the functions a callgrind profile saw run."""
+    names = {}
+    found = set()
+    for line in open(cg_path, errors="replace"):
+        m = re.match(r"^c?fn=\((\d+)\)(?: (.*))?$", line.rstrip("\n"))
+        if not m:
+            continue
+        if m.group(2):
+            names[m.group(1)] = m.group(2)
+        name = names.get(m.group(1), "")
+        if name.startswith("0x"):
+            found.add(int(name, 16))
+        else:
+            addr = addresses.get(name.split("'")[0])
+            if addr is not None:
+                found.add(addr)
+    return sorted(found)
+
+
+def symbols(binary):
+    out = subprocess.run(["nm", "--defined-only", binary], capture_output=True, text=True,
+                         check=True).stdout
+    addresses = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            addresses.setdefault(parts[2], int(parts[0], 16))
+    return addresses
+
+
+def input_sections(map_path):
+    """(section name, address, size, input file) of every code input section in the map."""
+    sections = []
+    in_text = False
+    pending = None
+    for line in open(map_path, errors="replace"):
+        line = line.rstrip("\n")
+        if line and not line.startswith(" "):
+            in_text = line.startswith(".text")
+            pending = None
+            continue
+        if not in_text:
+            continue
+        m = re.match(r"^ (\.text\S*)\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+)", line)
+        if m:
+            sections.append((m.group(1), int(m.group(2), 16), int(m.group(3), 16), m.group(4)))
+            pending = None
+            continue
+        m = re.match(r"^ (\.text\S*)$", line)
+        if m:
+            pending = m.group(1)
+            continue
+        m = re.match(r"^\s+0x([0-9a-f]+)\s+0x([0-9a-f]+)\s+(\S+)", line)
+        if m and pending:
+            sections.append((pending, int(m.group(1), 16), int(m.group(2), 16), m.group(3)))
+            pending = None
+    return [s for s in sections if s[2] > 0]
+
+
+def pattern(name, input_file):
+    """The linker-script pattern for one input section, or None to leave it in .text."""
+    base = input_file.rsplit("/", 1)[-1]
+    # musl's libc: valgrind runs its own str*/mem* and hides start-up and the signal trampoline,
+    # so a profile cannot tell what of it runs. It stays in .text (a few tens of KB).
+    if base.startswith("libc.a("):
+        return None
+    if name == ".text":
+        m = re.match(r"(lib\w+\.a)\((.*)\)", base)
+        if not m:
+            return None
+        member = re.sub(r"^[0-9a-f]{16}-", "*", m.group(2))
+        return f"*{m.group(1)}:{member}(.text)"
+    p = re.sub(r"17h[0-9a-f]{16}E", "17h*E", name)   # legacy mangling's hash
+    p = re.sub(r"Cs[0-9a-zA-Z]+_", "Cs*_", p)          # v0 crate disambiguators
+    p = re.sub(r"\.(llvm\.)?\d+$", ".*", p)            # LTO and clone suffixes
+    return f"*({p})"
+
+
+def classify(sections, runs):
+    """Group of each pattern, from which runs executed a section matching it."""
+    rank = {"cold": 0, "http": 1, "ce": 1, "lambda": 1, "common": 2}
+    group = {}
+    for name, addr, size, input_file in sections:
+        hit = set()
+        for run, starts in runs.items():
+            i = bisect.bisect_left(starts, addr)
+            if i < len(starts) and starts[i] < addr + size:
+                hit.add(run)
+        if "http" in hit and "lambda" in hit:
+            g = "common"
+        elif "http" in hit:
+            g = "http"
+        elif "lambda" in hit:
+            g = "common" if "ce" in hit else "lambda"
+        elif "ce" in hit:
+            g = "ce"
+        else:
+            g = "cold"
+        p = pattern(name, input_file)
+        if p is None:
+            continue
+        previous = group.get(p)
+        # Several sections can share a pattern (monomorphised copies of one generic function):
+        # the pattern goes where its most used copy must be, and two platforms make it common.
+        if previous is None or rank[g] > rank[previous]:
+            group[p] = g
+        elif previous != g and rank[g] == rank[previous] == 1:
+            group[p] = "common"
+    sizes = {g: 0 for g in ["common"] + GROUPS}
+    for name, _addr, size, input_file in sections:
+        sizes[group.get(pattern(name, input_file), "common")] += size
+    return group, sizes
+
+
+def write_script(path, group, sizes, commit):
+    lines = [
+        "/* fnkit code layout, generated by `make layout` (tools/layout/profile.py); do not edit.",
+        f" * Profiled build: functions/hello, fnkit default features, {TARGET}, commit {commit}.",
+        " *",
+        " * An INSERT script: it adds output sections after .text and leaves the default script in",
+        " * place. Each group below starts a page past the end of the one before and has its own",
+        " * load address (AT), so GNU ld and lld give it its own PT_LOAD segment and the kernel its",
+        " * own mapping: a group that never runs is never resident, however widely the kernel maps",
+        " * a file's pages around a fault. Functions not named here (code run on every platform,",
+        " * the function's own code, anything newer than this list) stay in .text.",
+        " * See docs/runtime.md, \"Code layout\".",
+        " *",
+        " * Bytes per group in the profiled build: "
+        + ", ".join(f"{g} {sizes[g]:,}" for g in ["common"] + GROUPS) + ".",
+        " */",
+        "SECTIONS",
+        "{",
+    ]
+    for g in GROUPS:
+        patterns = sorted(p for p, grp in group.items() if grp == g)
+        # Start a page past the previous section's last page: the gap keeps the kernel from
+        # merging the two mappings. AT() makes lld start a new PT_LOAD (GNU ld does on the gap).
+        lines.append(f"  .text.fnkit_{g} ALIGN(CONSTANT (MAXPAGESIZE)) + CONSTANT (MAXPAGESIZE) :"
+                     f" AT(ADDR(.text.fnkit_{g})) {{")
+        lines.extend(f"    {p}" for p in patterns)
+        lines.append("  }")
+    lines.append("}")
+    lines.append("INSERT AFTER .text;")
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", default=os.path.join(ROOT, ".cargo", "fnkit-layout.ld"))
+    ap.add_argument("--keep", help="keep the profiles and the map in this directory")
+    args = ap.parse_args()
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind is needed: apt-get install valgrind")
+    work = args.keep or tempfile.mkdtemp(prefix="fnkit-layout-")
+    os.makedirs(work, exist_ok=True)
+    binary, map_path = build(work)
+    addresses = symbols(binary)
+
+    runs = {}
+    port = free_port()
+    cg = callgrind(binary, {"PORT": str(port), "FNKIT_PLATFORM": "local"},
+                   os.path.join(work, "http.cg"), drive_http(port))
+    port2 = free_port()
+    # OpenFaaS without the watchdog; a short linger after SIGTERM keeps the run short.
+    cg2 = callgrind(binary, {"port": str(port2), "fprocess": "hello",
+                             "FNKIT_OPENFAAS_MODE": "direct", "healthcheck_interval": "1s"},
+                    os.path.join(work, "openfaas.cg"), drive_openfaas(port2))
+    runs["http"] = sorted(set(executed(cg, addresses)) | set(executed(cg2, addresses)))
+    port = free_port()
+    cg = callgrind(binary, {"PORT": str(port), "K_SERVICE": "hello"},
+                   os.path.join(work, "ce.cg"), drive_cloudevents(port))
+    runs["ce"] = executed(cg, addresses)
+
+    server = RuntimeApi(("127.0.0.1", 0), RuntimeApiHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    lambda_env = {
+        "AWS_LAMBDA_RUNTIME_API": f"127.0.0.1:{server.server_address[1]}",
+        "AWS_LAMBDA_FUNCTION_NAME": "hello", "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "128", "AWS_LAMBDA_LOG_GROUP_NAME": "/aws/lambda/hello",
+        "AWS_LAMBDA_LOG_STREAM_NAME": "profile", "_HANDLER": "hello",
+    }
+    cg = callgrind(binary, lambda_env, os.path.join(work, "lambda.cg"), drive_lambda(server))
+    runs["lambda"] = executed(cg, addresses)
+    server.shutdown()
+
+    group, sizes = classify(input_sections(map_path), runs)
+    commit = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
+                            capture_output=True, text=True).stdout.strip() or "unknown"
+    write_script(args.out, group, sizes, commit)
+    print(f"layout: wrote {args.out}: " + ", ".join(f"{g} {sizes[g]:,} B" for g in sizes))
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
