@@ -46,7 +46,7 @@ layout: musl-target ## Regenerate .cargo/fnkit-layout.ld by profiling hello (nee
 	@command -v valgrind >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind; } || \
 	  { echo "make layout needs valgrind (apt-get install valgrind)"; exit 1; }
-	python3 tools/layout/profile.py --out .cargo/fnkit-layout.ld
+	python3 tools/layout/profile.py
 	@for f in $(LAYOUT_COPIES); do cp .cargo/fnkit-layout.ld $$f; done
 	@echo "layout: copied to $(LAYOUT_COPIES)"
 
