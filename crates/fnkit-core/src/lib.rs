@@ -80,7 +80,7 @@ pub mod adapter {
     pub mod logscope {
         pub use crate::logscope::*;
     }
-    /// Termination signals as a readable socket (signal-hook's self-pipe), without Tokio's
+    /// Termination signals as a readable socket (a self-pipe of our own), without Tokio's
     /// signal driver.
     #[cfg(feature = "signals")]
     pub mod signals {

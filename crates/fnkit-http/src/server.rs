@@ -34,30 +34,28 @@ pub(crate) async fn serve<S: Shape + ?Sized>(
 /// When the signal handlers cannot be installed.
 pub(crate) fn shutdown_signal() -> Result<impl Future<Output = ()>, Error> {
     use fnkit_core::adapter::signals::{signal_pipe, SIGINT, SIGTERM};
-    let pipe = |signal| {
-        signal_pipe(&[signal])
-            .and_then(tokio::net::UnixStream::from_std)
-            .map_err(Error::internal)
-    };
-    let (term, int) = (pipe(SIGTERM)?, pipe(SIGINT)?);
+    let pipe = signal_pipe(&[SIGTERM, SIGINT])
+        .and_then(tokio::net::UnixStream::from_std)
+        .map_err(Error::internal)?;
     Ok(async move {
-        tokio::select! {
-            () = delivered(&term) => tracing::info!("SIGTERM received; shutting down"),
-            () = delivered(&int) => tracing::info!("SIGINT received; shutting down"),
+        if delivered(&pipe).await == Some(SIGINT) {
+            tracing::info!("SIGINT received; shutting down");
+        } else {
+            tracing::info!("SIGTERM received; shutting down");
         }
     })
 }
 
-/// Waits until the signal handler has written its byte into `pipe`.
-async fn delivered(pipe: &tokio::net::UnixStream) {
+/// Waits until the signal handler has written its byte (the signal's number) into `pipe`, and
+/// returns the signal; `None` when the pipe failed.
+async fn delivered(pipe: &tokio::net::UnixStream) -> Option<i32> {
     let mut byte = [0_u8; 1];
     loop {
-        if pipe.readable().await.is_err() {
-            return;
-        }
+        pipe.readable().await.ok()?;
         match pipe.try_read(&mut byte) {
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            _ => return,
+            Ok(1) => return Some(i32::from(byte[0])),
+            _ => return None,
         }
     }
 }
