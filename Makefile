@@ -155,6 +155,9 @@ check-features:
 	@# `http` alone is the build without CloudEvents: nothing may bring cloudevents-sdk back in.
 	@tree=$$($(CARGO) tree --locked -p fnkit --no-default-features --features http -e normal --prefix none) || exit 1; \
 	if grep -q '^cloudevents-sdk ' <<<"$$tree"; then echo "fnkit's http feature alone links cloudevents-sdk"; exit 1; fi
+	@# make bench builds its own workspace with --locked: its Cargo.lock must follow fnkit's deps.
+	@$(CARGO) metadata --locked --offline --format-version 1 --manifest-path bench/Cargo.toml >/dev/null \
+	  || { echo "bench/Cargo.lock is stale: run 'cargo tree --manifest-path bench/Cargo.toml' and commit it"; exit 1; }
 
 # --- deploy -----------------------------------------------------------------------------------
 
