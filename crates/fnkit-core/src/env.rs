@@ -12,7 +12,7 @@
 /// ```
 pub fn env_var(name: &str) -> Option<String> {
     #[cfg(target_os = "linux")]
-    return from_value(environ::get(name).map(str::to_owned));
+    return from_value(environ::get(name));
     #[cfg(not(target_os = "linux"))]
     from_value(std::env::var(name).ok())
 }
@@ -33,8 +33,8 @@ mod environ {
         static environ: *const *const c_char;
     }
 
-    /// The value of `name`, when set and UTF-8.
-    pub(super) fn get(name: &str) -> Option<&'static str> {
+    /// The value of `name`, copied, when set and UTF-8.
+    pub(super) fn get(name: &str) -> Option<String> {
         let name = name.as_bytes();
         if name.is_empty() || name.contains(&b'=') || name.contains(&0) {
             return None;
@@ -44,9 +44,8 @@ mod environ {
         // std documents as unsound while another thread reads the environment other than
         // through std::env; a caller of those functions already guarantees that no such read
         // runs concurrently. Each entry is NUL-terminated, and a comparison stops at the
-        // first byte that differs, so no read goes past an entry's NUL. The returned slice
-        // points into an entry, which lives until that variable is changed or removed; the
-        // callers copy it at once.
+        // first byte that differs, so no read goes past an entry's NUL. The value is copied
+        // before the entry can change.
         unsafe {
             let mut entry = environ;
             if entry.is_null() {
@@ -62,7 +61,7 @@ mod environ {
                         .all(|(i, &b)| *bytes.add(i + 1) == b);
                 if same && *bytes.add(name.len()) == b'=' {
                     let value = CStr::from_ptr((*entry).add(name.len() + 1));
-                    return value.to_str().ok();
+                    return value.to_str().ok().map(str::to_owned);
                 }
                 entry = entry.add(1);
             }
@@ -79,7 +78,7 @@ mod environ {
                 let (Some(name), Some(value)) = (name.to_str(), value.to_str()) else {
                     continue;
                 };
-                assert_eq!(super::get(name), Some(value), "{name}");
+                assert_eq!(super::get(name).as_deref(), Some(value), "{name}");
                 compared += 1;
             }
             assert!(compared > 0, "no UTF-8 variable to compare");
@@ -92,9 +91,9 @@ mod environ {
         fn a_name_that_is_a_prefix_of_another_is_not_confused_with_it() {
             // PATH is set in any test environment; PAT and PATHX are not (or differ).
             let path = std::env::var("PATH").expect("PATH");
-            assert_eq!(super::get("PATH"), Some(path.as_str()));
-            assert_eq!(super::get("PAT"), std::env::var("PAT").ok().as_deref());
-            assert_eq!(super::get("PATHX"), std::env::var("PATHX").ok().as_deref());
+            assert_eq!(super::get("PATH"), Some(path));
+            assert_eq!(super::get("PAT"), std::env::var("PAT").ok());
+            assert_eq!(super::get("PATHX"), std::env::var("PATHX").ok());
         }
     }
 }
