@@ -14,6 +14,7 @@ mod body;
 #[cfg(feature = "cloudevents")]
 mod ce;
 mod context;
+mod deferred;
 mod env;
 mod error;
 mod guard;
@@ -61,6 +62,7 @@ pub mod adapter {
     #[cfg(feature = "cloudevents")]
     pub use crate::handler::{EventFunction, EventShape};
 
+    pub use crate::deferred::{after_first_answer, first_answer_out};
     pub use crate::env::{env_from, env_var};
 
     /// What adapters report about invocations, and what observers (metrics, traces) receive.
@@ -70,7 +72,8 @@ pub mod adapter {
     pub use crate::guard::{guard, panic_message, watch_blocking, Limit};
 
     /// How many threads run handlers: the CPU quota (cgroup v2 or v1, Lambda's memory share)
-    /// and `FNKIT_WORKERS`, read once at start-up.
+    /// and `FNKIT_WORKERS`, read once (at start-up, or on first ask where only `/health` needs
+    /// the quota).
     pub mod workers {
         pub use crate::workers::*;
     }

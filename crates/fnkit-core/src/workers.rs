@@ -5,6 +5,7 @@
 //! the real ones, once, at start-up (docs/runtime.md).
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use crate::{Error, Platform};
@@ -209,6 +210,9 @@ pub fn read_under(root: &Path) -> impl Fn(&str) -> Option<String> + '_ {
 }
 
 static CURRENT: OnceLock<Workers> = OnceLock::new();
+/// Set by [`set_quota_unread`]: [`current`] reads the quota itself, once.
+static QUOTA_UNREAD: AtomicBool = AtomicBool::new(false);
+static LATE_QUOTA: OnceLock<Option<f64>> = OnceLock::new();
 
 /// Records the process's worker count, for `/health` (`fnkit::run` calls it once, before
 /// serving). Later calls are ignored.
@@ -216,9 +220,23 @@ pub fn set(workers: Workers) {
     let _ = CURRENT.set(workers);
 }
 
-/// The worker count [`set`] recorded, if any.
+/// Records a worker count decided without reading the cgroup quota (a binary that runs one
+/// worker whatever the quota: start-up need not read it). [`current`] reads the quota under
+/// [`CGROUP_ROOT`] on its first call and reports it from then on. Later calls are ignored.
+pub fn set_quota_unread(workers: Workers) {
+    if CURRENT.set(workers).is_ok() {
+        QUOTA_UNREAD.store(true, Ordering::Release);
+    }
+}
+
+/// The worker count [`set`] or [`set_quota_unread`] recorded, if any, with the quota.
 pub fn current() -> Option<Workers> {
-    CURRENT.get().copied()
+    let mut workers = CURRENT.get().copied()?;
+    if QUOTA_UNREAD.load(Ordering::Acquire) {
+        workers.cpu_quota =
+            *LATE_QUOTA.get_or_init(|| cgroup_quota(&read_under(Path::new(CGROUP_ROOT))));
+    }
+    Some(workers)
 }
 
 #[cfg(test)]
@@ -257,6 +275,24 @@ mod tests {
         fn drop(&mut self) {
             let _ = std::fs::remove_dir_all(&self.0);
         }
+    }
+
+    /// A count recorded without the quota reports the quota start-up would have read, read on
+    /// the first ask (the one test in this binary that records a count).
+    #[test]
+    fn a_count_recorded_without_the_quota_reads_it_when_asked() {
+        let one = Workers {
+            count: 1,
+            cpu_quota: None,
+            source: Source::Default,
+        };
+        set_quota_unread(one);
+        let seen = cpu_quota(read_under(Path::new(CGROUP_ROOT)));
+        let now = current().unwrap();
+        assert_eq!((now.count, now.source), (1, Source::Default));
+        assert_eq!(now.cpu_quota, seen);
+        set(Workers { count: 2, ..one });
+        assert_eq!(current().unwrap().count, 1, "later calls are ignored");
     }
 
     #[test]

@@ -97,6 +97,8 @@ pub(crate) async fn serve_with<S: Shape + ?Sized>(
         }
         Err(e) => {
             tracing::warn!("no probe thread ({e}); probes wait for busy handlers");
+            // Nothing will mark the first answer: run what start-up deferred now.
+            fnkit_core::adapter::first_answer_out();
             Probes {
                 sentinel: None,
                 handoff: None,
@@ -255,7 +257,11 @@ impl<S: Shape + ?Sized> Serving<'_, S> {
                     }
                 },
                 event = probes.next() => match event {
-                    ProbeEvent::Start(sentinel) => sentinel.start(),
+                    ProbeEvent::Start(sentinel) => {
+                        sentinel.start();
+                        // The first answer is out: what start-up deferred runs now.
+                        fnkit_core::adapter::first_answer_out();
+                    }
                     ProbeEvent::HandedOver(streams) => {
                         for stream in streams {
                             self.serve_std(stream);

@@ -18,19 +18,33 @@ const BLOCKED_WARN_MS: u64 = 100;
 /// # Errors
 /// A bad `FNKIT_WORKERS` or `FNKIT_BLOCKED_WARN_MS`, or a runtime that cannot be built.
 pub(crate) fn build(platform: Platform) -> Result<tokio::runtime::Runtime, Error> {
-    let workers = workers::plan(
-        platform,
-        lambda_concurrency(),
-        env_var,
-        workers::read_under(Path::new(workers::CGROUP_ROOT)),
-        || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
-    )?;
+    // Without `multi-thread` one worker runs whatever the quota, so off Lambda (whose sequential
+    // loop reads no cgroup file anyway) start-up does not read it: `/health` reads it when asked,
+    // and the note about an unused quota waits for the first answer (seven system calls and two
+    // pages of code fewer before it; BENCHMARKS.md).
+    let quota_later = cfg!(not(feature = "multi-thread")) && platform != Platform::Lambda;
+    let workers = if quota_later {
+        workers::plan(platform, lambda_concurrency(), env_var, |_| None, || 1)?
+    } else {
+        workers::plan(
+            platform,
+            lambda_concurrency(),
+            env_var,
+            workers::read_under(Path::new(workers::CGROUP_ROOT)),
+            || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
+        )?
+    };
     #[cfg(not(feature = "multi-thread"))]
     let workers = one_worker(workers)?;
     if let Some(threshold) = blocked_warn(env_var)? {
         fnkit_core::adapter::watch_blocking(threshold, report_blocked);
     }
-    workers::set(workers);
+    if quota_later {
+        workers::set_quota_unread(workers);
+        fnkit_core::adapter::after_first_answer(note_unused_quota);
+    } else {
+        workers::set(workers);
+    }
     #[cfg(feature = "multi-thread")]
     if workers.count > 1 {
         tracing::info!(
@@ -67,15 +81,33 @@ fn one_worker(workers: workers::Workers) -> Result<workers::Workers, Error> {
             workers.count
         )));
     }
-    tracing::info!(
-        cpu_quota = workers.cpu_quota,
-        "one worker thread: this binary was built without fnkit's `multi-thread` feature"
-    );
+    note_one_worker(workers.cpu_quota);
     Ok(workers::Workers {
         count: 1,
         source: workers::Source::Default,
         ..workers
     })
+}
+
+/// The note for a quota above one CPU in a binary without `multi-thread`.
+#[cfg_attr(feature = "multi-thread", allow(dead_code))]
+fn note_one_worker(cpu_quota: Option<f64>) {
+    tracing::info!(
+        cpu_quota,
+        "one worker thread: this binary was built without fnkit's `multi-thread` feature"
+    );
+}
+
+/// After the first answer, where start-up left the quota unread: the same note, when the quota
+/// is above one CPU.
+#[cfg_attr(feature = "multi-thread", allow(dead_code))]
+fn note_unused_quota() {
+    if let Some(quota) = workers::current()
+        .and_then(|w| w.cpu_quota)
+        .filter(|&q| q > 1.0)
+    {
+        note_one_worker(Some(quota));
+    }
 }
 
 /// How many Lambda invocations run at once, by the Lambda runtime's own rule (the worker count
