@@ -38,6 +38,9 @@ BENCH_HELLO_LAMBDA_ONLY ?= --no-default-features --features fnkit/lambda
 # fnkit's own builds are non-PIE (.cargo/config.toml); an empty RUSTFLAGS replaces that setting
 # for the bench workspace only.
 BENCH_BASELINE_ENV      ?= RUSTFLAGS=
+# Bare hyper once more, linked as fnkit's builds are (non-PIE, without the code layout): the
+# informational row that shows fnkit's own share of a cold start (bench-bins/hyper-hello-nopie).
+BENCH_STATIC_ENV        ?= RUSTFLAGS="-C relocation-model=static"
 # apt-get needs root; set BENCH_SUDO=sudo otherwise.
 BENCH_SUDO         ?=
 
@@ -86,6 +89,9 @@ bench-build:
 	$(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello $(BENCH_HELLO_OBSERVED)
 	cp $(BENCH_BIN_DIR)/hello $(BENCH_EXTRA_DIR)/hello-observed
 	$(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello $(BENCH_HELLO_DEFAULT)
+	$(BENCH_CARGO_ENV) $(BENCH_STATIC_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) \
+	  --manifest-path $(BENCH_DIR)/Cargo.toml -p hyper-hello --locked
+	cp $(BENCH_BIN_DIR)/hyper-hello $(BENCH_EXTRA_DIR)/hyper-hello-nopie
 	$(BENCH_CARGO_ENV) $(BENCH_BASELINE_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) \
 	  --manifest-path $(BENCH_DIR)/Cargo.toml --workspace --locked
 

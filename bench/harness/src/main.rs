@@ -235,6 +235,17 @@ fn variants(o: &Options) -> Vec<Variant> {
             true,
             false,
         ),
+        // The same bare hyper linked as fnkit's builds are (non-PIE, `.cargo/config.toml`), from
+        // BIN_DIR/bench-bins/hyper-hello-nopie: fnkit's own share of a start, measured
+        // (informational; the targets compare with the static-pie build users get).
+        v(
+            "hyper-static",
+            "bare hyper, non-PIE (linked as fnkit is)",
+            baseline("bench-bins/hyper-hello-nopie"),
+            Kind::Http,
+            false,
+            false,
+        ),
         v(
             "axum",
             "axum",
