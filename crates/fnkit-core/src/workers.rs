@@ -5,7 +5,6 @@
 //! the real ones, once, at start-up (docs/runtime.md).
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 use crate::{Error, Platform};
@@ -210,8 +209,8 @@ pub fn read_under(root: &Path) -> impl Fn(&str) -> Option<String> + '_ {
 }
 
 static CURRENT: OnceLock<Workers> = OnceLock::new();
-/// Set by [`set_quota_unread`]: [`current`] reads the quota itself, once.
-static QUOTA_UNREAD: AtomicBool = AtomicBool::new(false);
+/// Set by [`set_quota_later`]: how [`current`] reads the quota, once.
+static QUOTA_LATER: OnceLock<fn() -> Option<f64>> = OnceLock::new();
 static LATE_QUOTA: OnceLock<Option<f64>> = OnceLock::new();
 
 /// Records the process's worker count, for `/health` (`fnkit::run` calls it once, before
@@ -220,21 +219,20 @@ pub fn set(workers: Workers) {
     let _ = CURRENT.set(workers);
 }
 
-/// Records a worker count decided without reading the cgroup quota (a binary that runs one
-/// worker whatever the quota: start-up need not read it). [`current`] reads the quota under
-/// [`CGROUP_ROOT`] on its first call and reports it from then on. Later calls are ignored.
-pub fn set_quota_unread(workers: Workers) {
+/// Records a worker count decided without the CPU quota (a binary that runs one worker whatever
+/// the quota: start-up need not read it), and how to read the quota: [`current`] calls `quota`
+/// on its first call and reports its answer from then on. Later calls are ignored.
+pub fn set_quota_later(workers: Workers, quota: fn() -> Option<f64>) {
     if CURRENT.set(workers).is_ok() {
-        QUOTA_UNREAD.store(true, Ordering::Release);
+        let _ = QUOTA_LATER.set(quota);
     }
 }
 
-/// The worker count [`set`] or [`set_quota_unread`] recorded, if any, with the quota.
+/// The worker count [`set`] or [`set_quota_later`] recorded, if any, with the quota.
 pub fn current() -> Option<Workers> {
     let mut workers = CURRENT.get().copied()?;
-    if QUOTA_UNREAD.load(Ordering::Acquire) {
-        workers.cpu_quota =
-            *LATE_QUOTA.get_or_init(|| cgroup_quota(&read_under(Path::new(CGROUP_ROOT))));
+    if let Some(quota) = QUOTA_LATER.get() {
+        workers.cpu_quota = *LATE_QUOTA.get_or_init(quota);
     }
     Some(workers)
 }
@@ -277,20 +275,34 @@ mod tests {
         }
     }
 
-    /// A count recorded without the quota reports the quota start-up would have read, read on
-    /// the first ask (the one test in this binary that records a count).
+    /// A count recorded without the quota reports the quota its reader gives, read once, on the
+    /// first ask (the one test in this binary that records a count).
     #[test]
-    fn a_count_recorded_without_the_quota_reads_it_when_asked() {
+    fn a_count_recorded_without_the_quota_reads_it_once_when_asked() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static READS: AtomicUsize = AtomicUsize::new(0);
+        fn two_cpus() -> Option<f64> {
+            READS.fetch_add(1, Ordering::SeqCst);
+            cpu_quota(|p| (p == "cpu.max").then(|| "200000 100000\n".to_owned()))
+        }
         let one = Workers {
             count: 1,
             cpu_quota: None,
             source: Source::Default,
         };
-        set_quota_unread(one);
-        let seen = cpu_quota(read_under(Path::new(CGROUP_ROOT)));
+        set_quota_later(one, two_cpus);
+        assert_eq!(
+            READS.load(Ordering::SeqCst),
+            0,
+            "nothing is read when recorded"
+        );
         let now = current().unwrap();
-        assert_eq!((now.count, now.source), (1, Source::Default));
-        assert_eq!(now.cpu_quota, seen);
+        assert_eq!(
+            (now.count, now.cpu_quota, now.source),
+            (1, Some(2.0), Source::Default)
+        );
+        assert_eq!(current().unwrap().cpu_quota, Some(2.0));
+        assert_eq!(READS.load(Ordering::SeqCst), 1, "read once");
         set(Workers { count: 2, ..one });
         assert_eq!(current().unwrap().count, 1, "later calls are ignored");
     }

@@ -40,7 +40,7 @@ pub(crate) fn build(platform: Platform) -> Result<tokio::runtime::Runtime, Error
         fnkit_core::adapter::watch_blocking(threshold, report_blocked);
     }
     if quota_later {
-        workers::set_quota_unread(workers);
+        workers::set_quota_later(workers, cgroup_quota);
         fnkit_core::adapter::after_first_answer(note_unused_quota);
     } else {
         workers::set(workers);
@@ -87,6 +87,12 @@ fn one_worker(workers: workers::Workers) -> Result<workers::Workers, Error> {
         source: workers::Source::Default,
         ..workers
     })
+}
+
+/// The CPU quota the cgroup files under [`workers::CGROUP_ROOT`] give.
+#[cfg_attr(feature = "multi-thread", allow(dead_code))]
+fn cgroup_quota() -> Option<f64> {
+    workers::cpu_quota(workers::read_under(Path::new(workers::CGROUP_ROOT)))
 }
 
 /// The note for a quota above one CPU in a binary without `multi-thread`.
