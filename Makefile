@@ -37,9 +37,11 @@ musl-target: $(if $(filter aarch64-%,$(MUSL_TARGET)),zig)
 	@rustup target list --installed 2>/dev/null | grep -qx $(MUSL_TARGET) || rustup target add $(MUSL_TARGET)
 
 # The code layout the musl builds link with (.cargo/config.toml): hello, with fnkit's default
-# features and with metrics and otel added, profiled under valgrind on each platform and checked
-# natively with perf; functions are grouped by where they ran (docs/runtime.md, "Code layout"). Run it after changing fnkit's code and commit the result: a stale layout costs
-# memory, never correctness. The copies are what `cargo fnkit new` and the OpenFaaS templates ship.
+# features, with metrics and otel added, and HTTP-only and Lambda-only, profiled under valgrind on
+# the platforms each serves and checked natively with perf; functions are grouped by where they
+# ran (docs/runtime.md, "Code layout"). Run it after changing fnkit's code and commit the result:
+# a stale layout costs memory, never correctness. The copies are what `cargo fnkit new` and the
+# OpenFaaS templates ship.
 LAYOUT_COPIES := crates/cargo-fnkit/templates/fnkit-layout.ld openfaas/template/fnkit/fnkit-layout.ld \
   openfaas/template/fnkit-direct/fnkit-layout.ld
 layout: musl-target ## Regenerate .cargo/fnkit-layout.ld by profiling hello (needs valgrind)

@@ -1,13 +1,18 @@
 //! Start-up work that can wait until the first answer is out (docs/runtime.md, "Start-up
 //! cost"): a cold start pays only for what its first answer needs.
 //!
-//! A runtime registers work with [`after_first_answer`] while it starts; the adapter calls
-//! [`first_answer_out`] once the first request's answer is written, and the work runs then, once,
-//! on that thread. Nothing is allocated until something is registered.
+//! A runtime registers work with [`after_first_answer`] while it starts; every adapter calls
+//! [`first_answer_out`] once an answer is out (the HTTP server when the first request's answer is
+//! written, the Lambda loop after each invocation's), and the work runs at the first such call,
+//! once, on that thread. Nothing is allocated until something is registered, and a call with
+//! nothing registered is one atomic load.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 static WORK: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
+/// Work is registered and has not run yet.
+static PENDING: AtomicBool = AtomicBool::new(false);
 
 fn work() -> MutexGuard<'static, Vec<fn()>> {
     WORK.lock().unwrap_or_else(PoisonError::into_inner)
@@ -17,11 +22,15 @@ fn work() -> MutexGuard<'static, Vec<fn()>> {
 /// before the process serves.
 pub fn after_first_answer(f: fn()) {
     work().push(f);
+    PENDING.store(true, Ordering::Release);
 }
 
-/// The first answer is out: runs the work [`after_first_answer`] registered, in order, once.
-/// Later calls run only what was registered since.
+/// An answer is out: runs the work [`after_first_answer`] registered, in order, once. Later calls
+/// run only what was registered since.
 pub fn first_answer_out() {
+    if !PENDING.swap(false, Ordering::AcqRel) {
+        return;
+    }
     let pending = std::mem::take(&mut *work());
     for f in pending {
         f();

@@ -113,6 +113,9 @@ async fn run<D: Dispatch + ?Sized>(
             trace_env,
         );
         logscope::in_request(&log, invoked).await?;
+        // The answer is out: what start-up deferred runs now, before the next `/next`, as the
+        // HTTP server runs it after its first answer.
+        fnkit_core::adapter::first_answer_out();
         if observe::observed() {
             // docs/platforms.md §1.2: Lambda may freeze the sandbox once the answer is in, so
             // what observers buffered (spans, metrics) goes out before the next `/next`.
