@@ -40,6 +40,8 @@ BENCH_HELLO_LAMBDA_ONLY ?= --no-default-features --features fnkit/lambda
 BENCH_BASELINE_ENV      ?= RUSTFLAGS=
 # Bare hyper once more, linked as fnkit's builds are (non-PIE, without the code layout): the
 # informational row that shows fnkit's own share of a cold start (bench-bins/hyper-hello-nopie).
+# Linked the same way, bare hyper plus the least the platform contracts ask of a function server
+# (baselines/hyper-contract: JSON in and out, time limits, SIGTERM), bench-bins/hyper-contract-nopie.
 BENCH_STATIC_ENV        ?= RUSTFLAGS="-C relocation-model=static"
 # apt-get needs root; set BENCH_SUDO=sudo otherwise.
 BENCH_SUDO         ?=
@@ -90,8 +92,9 @@ bench-build:
 	cp $(BENCH_BIN_DIR)/hello $(BENCH_EXTRA_DIR)/hello-observed
 	$(BENCH_CARGO_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) -p hello $(BENCH_HELLO_DEFAULT)
 	$(BENCH_CARGO_ENV) $(BENCH_STATIC_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) \
-	  --manifest-path $(BENCH_DIR)/Cargo.toml -p hyper-hello --locked
+	  --manifest-path $(BENCH_DIR)/Cargo.toml -p hyper-hello -p hyper-contract --locked
 	cp $(BENCH_BIN_DIR)/hyper-hello $(BENCH_EXTRA_DIR)/hyper-hello-nopie
+	cp $(BENCH_BIN_DIR)/hyper-contract $(BENCH_EXTRA_DIR)/hyper-contract-nopie
 	$(BENCH_CARGO_ENV) $(BENCH_BASELINE_ENV) $(BENCH_CARGO) build --release --target $(BENCH_TARGET) \
 	  --manifest-path $(BENCH_DIR)/Cargo.toml --workspace --locked
 

@@ -246,6 +246,18 @@ fn variants(o: &Options) -> Vec<Variant> {
             false,
             false,
         ),
+        // Bare hyper plus only what the platform contracts ask of any function server (JSON in
+        // and out, a header-read timeout and a time limit, SIGTERM), linked as hyper-static is,
+        // from BIN_DIR/bench-bins/hyper-contract-nopie: the floor under the HTTP-only cold-start
+        // and warm targets (informational).
+        v(
+            "hyper-contract",
+            "bare hyper + the contracts' least (JSON, time limits, SIGTERM), non-PIE",
+            baseline("bench-bins/hyper-contract-nopie"),
+            Kind::Http,
+            true,
+            false,
+        ),
         v(
             "axum",
             "axum",

@@ -307,6 +307,27 @@ pub(crate) fn targets(run: &Run) -> Vec<Target> {
             false,
             "ms",
         ),
+        // The floor under the target above: bare hyper with only what the contracts ask of any
+        // function server, linked non-PIE as fnkit is. Over 0.9 means no server on hyper that
+        // honours the contracts reaches the target (BENCHMARKS.md, issue 12's fifth pass).
+        decision(check(
+            "contract-floor-cold-vs-hyper",
+            "floor: bare hyper + the contracts' least, non-PIE, cold start <= 0.9 x bare hyper",
+            cold_median(run, "hyper-contract"),
+            cold_median(run, "hyper"),
+            0.9,
+            false,
+            "ms",
+        )),
+        decision(check(
+            "http-only-cold-vs-contract-floor",
+            "HTTP-only hello, cold start <= 1.0 x that floor (fnkit's own share above it)",
+            cold_median(run, "fnkit-http-only"),
+            cold_median(run, "hyper-contract"),
+            1.0,
+            false,
+            "ms",
+        )),
         check(
             "http-only-rss-vs-hyper",
             "HTTP-only hello, peak RSS <= 1.1 x bare hyper",
@@ -334,6 +355,26 @@ pub(crate) fn targets(run: &Run) -> Vec<Target> {
             true,
             "req/s",
         ),
+        // The same floor, warm: bare hyper that also reads and writes JSON and arms the
+        // contracts' timers, against bare hyper; and fnkit against it.
+        decision(check(
+            "contract-floor-warm-vs-hyper",
+            "floor: bare hyper + the contracts' least, warm at 64 connections >= 0.95 x bare hyper",
+            warm("hyper-contract").map(|w| w.0),
+            warm("hyper").map(|w| w.0),
+            0.95,
+            true,
+            "req/s",
+        )),
+        decision(check(
+            "warm-rps-64-vs-contract-floor",
+            "warm throughput at 64 connections, one worker >= 0.95 x that floor",
+            warm("fnkit").map(|w| w.0),
+            warm("hyper-contract").map(|w| w.0),
+            0.95,
+            true,
+            "req/s",
+        )),
         check(
             "warm-rps-64-2w-vs-axum",
             "warm throughput at 64 connections, two workers >= 1.0 x axum (multi-thread)",
