@@ -9,8 +9,8 @@
 //! requests (`answer_platform_paths`: the same answers) and hands any other connection, unread,
 //! to the handler runtime, which serves it once it is free.
 //!
-//! What it costs: a thread, started once the first request's answer is out (so a cold start does
-//! not wait for it; [`ProbeStart`]); a wake-up of that thread when a new connection arrives after
+//! What it costs: a thread and its copy of the listening socket, both made once the first
+//! request's answer is out (so a cold start does not wait for them; [`ProbeStart`]); a wake-up of that thread when a new connection arrives after
 //! a quiet spell (at most one per [`GRACE`] while they keep coming); per request, one atomic
 //! load. Nothing on keep-alive connections.
 //!
@@ -22,7 +22,7 @@
 use std::io::{Read, Write};
 use std::net::TcpListener as StdListener;
 use std::net::TcpStream as StdStream;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -100,8 +100,8 @@ struct Shared {
 }
 
 enum Phase {
-    /// Not started: what the thread will work with.
-    Idle(Box<Watch>),
+    /// Not started: what the thread will work with, but the listening socket.
+    Idle(Box<Parts>),
     Running(Arc<Stop>, std::thread::JoinHandle<()>),
     Stopped,
 }
@@ -114,26 +114,20 @@ struct Stop {
 }
 
 impl Sentinel {
-    /// The probe thread for `listener` (a duplicate of the runtime's), with the runtime's count
-    /// of accepted connections, and the receiving end of the connections it will hand over. No
-    /// thread yet: the first request starts it ([`ProbeStart`]), after its answer, so that a
-    /// cold start does not wait for it.
-    pub(crate) fn new(
-        listener: StdListener,
-        state: Arc<State>,
-        accepted: Arc<AtomicU64>,
-    ) -> (Self, Arc<Handoff>) {
+    /// The probe thread, with the runtime's count of accepted connections, and the receiving
+    /// end of the connections it will hand over. No thread yet: the first request starts it
+    /// ([`ProbeStart`]), after its answer, so that a cold start does not wait for it.
+    pub(crate) fn new(state: Arc<State>, accepted: Arc<AtomicU64>) -> (Self, Arc<Handoff>) {
         let handoff = Arc::new(Handoff::default());
         let handed = handoff.clone();
-        let watch = Watch {
-            listener,
+        let parts = Parts {
             state,
             accepted,
             handoff,
             stop: Arc::new(Stop::default()),
         };
         let sentinel = Self(Arc::new(Shared {
-            phase: Mutex::new(Phase::Idle(Box::new(watch))),
+            phase: Mutex::new(Phase::Idle(Box::new(parts))),
             left_idle: AtomicBool::new(false),
             asked: Notify::new(),
         }));
@@ -157,17 +151,30 @@ impl Sentinel {
         self.0.asked.notified().await;
     }
 
-    /// Starts the thread, once (not after [`Sentinel::stop`]); a warning where it cannot start
-    /// (the server then serves as before, probes waiting for a busy handler).
-    pub(crate) fn start(&self) {
+    /// Starts the thread on a copy of `listener` (the runtime's listening socket), once (not
+    /// after [`Sentinel::stop`]); a warning where it cannot start (the server then serves as
+    /// before, probes waiting for a busy handler).
+    pub(crate) fn start(&self, listener: &impl AsFd) {
         let mut phase = self.phase();
         if !matches!(*phase, Phase::Idle(_)) {
             return;
         }
-        let Phase::Idle(watch) = std::mem::replace(&mut *phase, Phase::Stopped) else {
+        let Phase::Idle(parts) = std::mem::replace(&mut *phase, Phase::Stopped) else {
             return;
         };
-        let stop = watch.stop.clone();
+        // The thread's own descriptor for the socket, closed when the thread stops.
+        let listener = match listener.as_fd().try_clone_to_owned() {
+            Ok(fd) => StdListener::from(fd),
+            Err(e) => {
+                tracing::warn!("no probe thread ({e}); probes wait for busy handlers");
+                return;
+            }
+        };
+        let watch = Watch {
+            listener,
+            parts: *parts,
+        };
+        let stop = watch.parts.stop.clone();
         // Its poller is made on the thread itself.
         let thread = std::thread::Builder::new()
             .name("fnkit-probes".to_owned())
@@ -224,9 +231,14 @@ impl ProbeStart {
     }
 }
 
-/// What the probe thread works with.
+/// What the probe thread works with: its copy of the listening socket, and the rest.
 struct Watch {
     listener: StdListener,
+    parts: Parts,
+}
+
+/// What the probe thread works with, but the listening socket (copied when it starts).
+struct Parts {
     state: Arc<State>,
     accepted: Arc<AtomicU64>,
     handoff: Arc<Handoff>,
@@ -242,7 +254,7 @@ impl Watch {
         let fd = self.listener.as_raw_fd();
         poll.registry()
             .register(&mut SourceFd(&fd), LISTENER, Interest::READABLE)?;
-        let _ = self.stop.waker.set(Waker::new(poll.registry(), STOP)?);
+        let _ = self.parts.stop.waker.set(Waker::new(poll.registry(), STOP)?);
         let mut events = Events::with_capacity(8);
         // Waits for the next connection (an edge: one event per arrival), then watches it.
         while self.wait(&mut poll, &mut events, None).is_ok() {
@@ -263,7 +275,7 @@ impl Watch {
     ) -> Result<(), Stopped> {
         let deadline = timeout.map(|t| Instant::now() + t);
         loop {
-            if self.stop.requested.load(Ordering::SeqCst) {
+            if self.parts.stop.requested.load(Ordering::SeqCst) {
                 return Err(Stopped);
             }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
@@ -272,7 +284,7 @@ impl Watch {
                     return Err(Stopped);
                 }
             }
-            if self.stop.requested.load(Ordering::SeqCst) {
+            if self.parts.stop.requested.load(Ordering::SeqCst) {
                 return Err(Stopped);
             }
             match deadline {
@@ -287,9 +299,9 @@ impl Watch {
     /// runtime accepts; takes everything pending once a [`GRACE`] passes without an accept.
     fn watch(&self, poll: &mut Poll, events: &mut Events) -> Result<(), Stopped> {
         loop {
-            let seen = self.accepted.load(Ordering::Relaxed);
+            let seen = self.parts.accepted.load(Ordering::Relaxed);
             self.wait(poll, events, Some(GRACE))?;
-            if self.accepted.load(Ordering::Relaxed) != seen {
+            if self.parts.accepted.load(Ordering::Relaxed) != seen {
                 continue; // the runtime accepts: look again after another spell
             }
             loop {
@@ -310,7 +322,7 @@ impl Watch {
     /// Reads the first request head of `stream` without consuming it; answers it when it is a
     /// platform path or a probe, hands the connection over otherwise.
     fn triage(&self, stream: StdStream) {
-        match read_head(&stream, &self.state) {
+        match read_head(&stream, &self.parts.state) {
             Verdict::Answer(answer, head_len) => {
                 let _ = answer_with(stream, &answer, head_len);
                 tracing::debug!("answered a probe while the handler runtime was busy");
@@ -318,7 +330,7 @@ impl Watch {
             Verdict::HandOver => {
                 // Served by the runtime when it is free (or closed at shutdown).
                 if stream.set_nonblocking(true).is_ok() {
-                    self.handoff.push(stream);
+                    self.parts.handoff.push(stream);
                 }
             }
             Verdict::Drop => {}

@@ -9,7 +9,7 @@ use fnkit_core::{Error, ErrorKind, FunctionInfo, Platform};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::dispatch::Shape;
 use crate::sentinel::{Handoff, Sentinel};
@@ -27,7 +27,7 @@ pub(crate) async fn serve<S: Shape + ?Sized>(
 }
 
 /// Resolves at the first SIGTERM or SIGINT. Handled explicitly: as PID 1 in a `FROM scratch`
-/// image, an unhandled SIGTERM would be ignored. The handlers write into sockets
+/// image, an unhandled SIGTERM would be ignored. The handlers write into a socket
 /// ([`fnkit_core::adapter::signals`]) read on the runtime's I/O driver: no Tokio signal driver.
 ///
 /// # Errors
@@ -79,32 +79,13 @@ pub(crate) async fn serve_with<S: Shape + ?Sized>(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     let addr = config.addr;
-    let std_listener = bind(addr)?;
-    // The probe thread's own handle on the socket (a dup: closed when the thread stops).
-    let probe_listener = std_listener.try_clone();
-    let listener = TcpListener::from_std(std_listener).map_err(Error::internal)?;
+    let listener = bind(addr)?;
     let platform = info.platform;
     let state = Arc::new(State::new(info, config));
     let accepted = Arc::new(AtomicU64::new(0));
-    let probes = match probe_listener {
-        Ok(l) => {
-            let (sentinel, handoff) = Sentinel::new(l, state.clone(), accepted.clone());
-            state.probe_thread.set(sentinel.clone());
-            Probes {
-                sentinel: Some(sentinel),
-                handoff: Some(handoff),
-            }
-        }
-        Err(e) => {
-            tracing::warn!("no probe thread ({e}); probes wait for busy handlers");
-            // Nothing will mark the first answer: run what start-up deferred now.
-            fnkit_core::adapter::first_answer_out();
-            Probes {
-                sentinel: None,
-                handoff: None,
-            }
-        }
-    };
+    let (sentinel, handoff) = Sentinel::new(state.clone(), accepted.clone());
+    state.probe_thread.set(sentinel.clone());
+    let probes = Probes { sentinel, handoff };
     if platform == Platform::Local {
         tracing::info!(
             platform = platform.as_str(),
@@ -141,14 +122,10 @@ pub(crate) async fn serve_with<S: Shape + ?Sized>(
             .await;
     }
     drop(listener);
-    if let Some(sentinel) = &probes.sentinel {
-        sentinel.stop();
-    }
+    probes.sentinel.stop();
     // Connections the probe thread took and handed over are in flight like any other.
-    if let Some(handoff) = &probes.handoff {
-        for stream in handoff.take() {
-            serving.serve_std(stream);
-        }
+    for stream in probes.handoff.take() {
+        serving.serve_std(stream);
     }
 
     let open = graceful.count();
@@ -208,18 +185,27 @@ fn connection_builder(read_timeout: Duration) -> ConnBuilder {
     }
 }
 
-fn bind(addr: std::net::SocketAddr) -> Result<std::net::TcpListener, Error> {
-    let std_listener = std::net::TcpListener::bind(addr).map_err(|e| {
+/// The listening socket, registered with the runtime: made non-blocking by `socket` itself,
+/// `SO_REUSEADDR` (a restarted function binds at once), a backlog of 1,024 (the kernel caps it
+/// at `net.core.somaxconn`).
+fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, Error> {
+    let listen = || {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()
+        } else {
+            TcpSocket::new_v6()
+        }?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(addr)?;
+        socket.listen(1024)
+    };
+    listen().map_err(|e| {
         Error::new(
             ErrorKind::Internal,
             format!("cannot listen on {addr}: {e} (set PORT to another port)"),
         )
         .with_source(e)
-    })?;
-    std_listener
-        .set_nonblocking(true)
-        .map_err(Error::internal)?;
-    Ok(std_listener)
+    })
 }
 
 /// What the accept loop needs, borrowed.
@@ -258,7 +244,7 @@ impl<S: Shape + ?Sized> Serving<'_, S> {
                 },
                 event = probes.next() => match event {
                     ProbeEvent::Start(sentinel) => {
-                        sentinel.start();
+                        sentinel.start(listener);
                         // The first answer is out: what start-up deferred runs now.
                         fnkit_core::adapter::first_answer_out();
                     }
@@ -297,22 +283,19 @@ impl<S: Shape + ?Sized> Serving<'_, S> {
     }
 }
 
-/// The probe thread, where there is one, and the connections it hands over.
+/// The probe thread and the connections it hands over.
 struct Probes {
-    sentinel: Option<Sentinel>,
-    handoff: Option<Arc<Handoff>>,
+    sentinel: Sentinel,
+    handoff: Arc<Handoff>,
 }
 
 impl Probes {
     /// What the accept loop is to do for the probe thread: start it (a request asked for it),
-    /// or serve the connections it handed over. Never, without a probe thread.
+    /// or serve the connections it handed over.
     async fn next(&self) -> ProbeEvent<'_> {
-        let (Some(sentinel), Some(handoff)) = (&self.sentinel, &self.handoff) else {
-            return std::future::pending().await;
-        };
         tokio::select! {
-            () = sentinel.asked() => ProbeEvent::Start(sentinel),
-            streams = handoff.next() => ProbeEvent::HandedOver(streams),
+            () = self.sentinel.asked() => ProbeEvent::Start(&self.sentinel),
+            streams = self.handoff.next() => ProbeEvent::HandedOver(streams),
         }
     }
 }
