@@ -28,10 +28,15 @@ pub enum Limit {
     Deadline,
 }
 
-/// Polls `call` until it finishes, `expiry` resolves, or it panics, and gives its result, a
-/// [`ErrorKind::Timeout`] error naming `limit`, or a [`ErrorKind::Panic`] error with the panic's
-/// message. `expiry` is the adapter's timer (a `tokio::time::sleep`), `None` for no limit; the
-/// handler is polled first, so a handler that finishes as the timer fires still counts.
+/// Polls `call` until it finishes, the timer `expiry` makes resolves, or it panics, and gives its
+/// result, a [`ErrorKind::Timeout`] error naming `limit`, or a [`ErrorKind::Panic`] error with the
+/// panic's message. `expiry` makes the adapter's timer (a `tokio::time::sleep_until`), `None` for
+/// no limit; the handler is polled first, so a handler that finishes as the timer fires still
+/// counts.
+///
+/// The timer is made only when the handler has not finished at its first poll: a handler that
+/// answers without waiting (most of them) costs no timer. `expiry` should count from the start of
+/// the call (a deadline fixed before), not from when it is called.
 ///
 /// The panic message reads `Lambda panicked: <message>` on Lambda (what `lambda_runtime` says,
 /// and what Lambda tooling looks for) and `the handler panicked: <message>` elsewhere.
@@ -44,7 +49,7 @@ pub enum Limit {
 /// # let mut cx = std::task::Context::from_waker(waker);
 /// let limit = Limit::Timeout { after: Duration::from_secs(1), setting: "FNKIT_TIMEOUT_SECS" };
 /// let call: BoxFuture<'static, Result<u8, fnkit_core::Error>> = Box::pin(async { panic!("boom") });
-/// let fut = guard(call, None::<std::future::Pending<()>>, limit, Platform::Local);
+/// let fut = guard(call, None::<fn() -> std::future::Pending<()>>, limit, Platform::Local);
 /// # let std::task::Poll::Ready(result) = std::pin::pin!(fut).poll(&mut cx) else { panic!() };
 /// // ... awaited, it gives:
 /// let err = result.unwrap_err();
@@ -60,7 +65,7 @@ pub enum Limit {
 /// longer is reported, once per call.
 pub async fn guard<T, E>(
     call: BoxFuture<'_, Result<T, Error>>,
-    expiry: Option<E>,
+    expiry: Option<impl FnOnce() -> E>,
     limit: Limit,
     platform: Platform,
 ) -> Result<T, Error>
@@ -73,7 +78,7 @@ where
 /// [`guard`], with the blocked-poll watch given (`None`: not watched, as shutdown hooks are).
 pub(crate) async fn guard_watched<T, E>(
     call: BoxFuture<'_, Result<T, Error>>,
-    expiry: Option<E>,
+    expiry: Option<impl FnOnce() -> E>,
     limit: Limit,
     platform: Platform,
     mut watch: Option<Duration>,
@@ -82,7 +87,8 @@ where
     E: Future<Output = ()>,
 {
     let mut call = call;
-    let mut expiry = pin!(expiry);
+    let mut make_timer = expiry;
+    let mut timer = pin!(None::<E>);
     poll_fn(|cx| {
         let started = watch.map(|_| Instant::now());
         let polled = std::panic::catch_unwind(AssertUnwindSafe(|| call.as_mut().poll(cx)));
@@ -100,7 +106,10 @@ where
             Ok(Poll::Pending) => {}
             Err(payload) => return Poll::Ready(Err(panicked(&*payload, platform))),
         }
-        match expiry.as_mut().as_pin_mut().map(|e| e.poll(cx)) {
+        if let Some(make) = make_timer.take() {
+            timer.set(Some(make()));
+        }
+        match timer.as_mut().as_pin_mut().map(|e| e.poll(cx)) {
             Some(Poll::Ready(())) => Poll::Ready(Err(timed_out(limit))),
             _ => Poll::Pending,
         }
@@ -206,20 +215,27 @@ mod tests {
             (Platform::Knative, "the handler panicked: zero 0"),
         ] {
             let call: BoxFuture<'_, Result<(), Error>> = Box::pin(async { panic!("zero {}", 0) });
-            let err = block_on(guard(call, None::<Pending<()>>, LIMIT, platform)).unwrap_err();
+            let err =
+                block_on(guard(call, None::<fn() -> Pending<()>>, LIMIT, platform)).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::Panic);
             assert_eq!(err.message(), expected);
         }
         let call: BoxFuture<'_, Result<(), Error>> =
             Box::pin(async { std::panic::panic_any(7_u8) });
-        let err = block_on(guard(call, None::<Pending<()>>, LIMIT, Platform::Lambda)).unwrap_err();
+        let err = block_on(guard(
+            call,
+            None::<fn() -> Pending<()>>,
+            LIMIT,
+            Platform::Lambda,
+        ))
+        .unwrap_err();
         assert_eq!(err.message(), "Lambda panicked");
     }
 
     #[test]
     fn expiry_stops_a_pending_handler_with_a_timeout_naming_the_limit() {
         let call: BoxFuture<'_, Result<(), Error>> = Box::pin(pending());
-        let err = block_on(guard(call, Some(ready(())), LIMIT, Platform::Local)).unwrap_err();
+        let err = block_on(guard(call, Some(|| ready(())), LIMIT, Platform::Local)).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::Timeout);
         assert_eq!(
             err.message(),
@@ -228,7 +244,7 @@ mod tests {
         let call: BoxFuture<'_, Result<(), Error>> = Box::pin(pending());
         let err = block_on(guard(
             call,
-            Some(ready(())),
+            Some(|| ready(())),
             Limit::Deadline,
             Platform::Lambda,
         ));
@@ -270,7 +286,7 @@ mod tests {
         let _ = REPORT_BLOCKED.set(report);
         let out = block_on(guard_watched(
             call,
-            None::<Pending<()>>,
+            None::<fn() -> Pending<()>>,
             LIMIT,
             Platform::Local,
             watch,
@@ -281,7 +297,7 @@ mod tests {
         let call: BoxFuture<'_, Result<u8, Error>> = Box::pin(async { Ok(2) });
         let _ = block_on(guard_watched(
             call,
-            None::<Pending<()>>,
+            None::<fn() -> Pending<()>>,
             LIMIT,
             Platform::Local,
             watch,
@@ -292,7 +308,7 @@ mod tests {
         });
         let _ = block_on(guard_watched(
             call,
-            None::<Pending<()>>,
+            None::<fn() -> Pending<()>>,
             LIMIT,
             Platform::Local,
             None,
@@ -301,12 +317,51 @@ mod tests {
     }
 
     #[test]
+    fn the_timer_is_made_only_for_a_handler_that_waits() {
+        use std::cell::Cell;
+        let made = Cell::new(0);
+        let call: BoxFuture<'_, Result<u8, Error>> = Box::pin(async { Ok(1) });
+        let timer = || {
+            made.set(made.get() + 1);
+            ready(())
+        };
+        assert_eq!(
+            block_on(guard(call, Some(timer), LIMIT, Platform::Local)).unwrap(),
+            1
+        );
+        assert_eq!(made.get(), 0, "a handler ready at once made a timer");
+        let mut polls = 0;
+        let call: BoxFuture<'_, Result<u8, Error>> = Box::pin(std::future::poll_fn(move |cx| {
+            polls += 1;
+            if polls < 3 {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            Poll::Ready(Ok(2))
+        }));
+        let timer = || {
+            made.set(made.get() + 1);
+            pending::<()>()
+        };
+        assert_eq!(
+            block_on(guard(call, Some(timer), LIMIT, Platform::Local)).unwrap(),
+            2
+        );
+        assert_eq!(made.get(), 1, "one timer for a handler polled three times");
+    }
+
+    #[test]
     fn a_handler_that_is_ready_wins_over_an_expired_timer() {
         let call: BoxFuture<'_, Result<u8, Error>> = Box::pin(async { Ok(7) });
-        let out = block_on(guard(call, Some(ready(())), LIMIT, Platform::Local));
+        let out = block_on(guard(call, Some(|| ready(())), LIMIT, Platform::Local));
         assert_eq!(out.unwrap(), 7);
         let call: BoxFuture<'_, Result<u8, Error>> = Box::pin(async { Err("no".into()) });
-        let err = block_on(guard(call, None::<Pending<()>>, LIMIT, Platform::Local));
+        let err = block_on(guard(
+            call,
+            None::<fn() -> Pending<()>>,
+            LIMIT,
+            Platform::Local,
+        ));
         assert_eq!(err.unwrap_err().kind(), ErrorKind::Handler);
     }
 }

@@ -69,7 +69,7 @@ pub async fn run_shutdown_hooks(platform: Platform, report: impl Fn(&crate::Erro
         // A hook is not a request: the blocked-poll watch is for handlers.
         let guarded = guard_watched(
             call,
-            None::<std::future::Pending<()>>,
+            None::<fn() -> std::future::Pending<()>>,
             unbounded,
             platform,
             None,

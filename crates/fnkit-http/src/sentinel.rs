@@ -254,7 +254,11 @@ impl Watch {
         let fd = self.listener.as_raw_fd();
         poll.registry()
             .register(&mut SourceFd(&fd), LISTENER, Interest::READABLE)?;
-        let _ = self.parts.stop.waker.set(Waker::new(poll.registry(), STOP)?);
+        let _ = self
+            .parts
+            .stop
+            .waker
+            .set(Waker::new(poll.registry(), STOP)?);
         let mut events = Events::with_capacity(8);
         // Waits for the next connection (an edge: one event per arrival), then watches it.
         while self.wait(&mut poll, &mut events, None).is_ok() {

@@ -73,9 +73,11 @@ impl State {
             after: timeout,
             setting: self.config.timeout_setting,
         };
+        // Counted from now; the timer itself is made only if the handler waits.
+        let until = tokio::time::Instant::now() + timeout;
         guard(
             call,
-            Some(tokio::time::sleep(timeout)),
+            Some(move || tokio::time::sleep_until(until)),
             limit,
             self.info.platform,
         )

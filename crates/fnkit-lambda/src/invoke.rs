@@ -344,12 +344,15 @@ pub(crate) async fn run_handler<D: Dispatch + ?Sized>(
     ctx: Context,
     trace: &mut TraceContext,
 ) -> Result<Answer, Error> {
+    // The deadline is Lambda's, absolute: the timer (made only if the handler waits) counts to it.
     let expiry = ctx.deadline().map(|deadline| {
-        let left = deadline
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO)
-            .saturating_sub(DEADLINE_MARGIN);
-        tokio::time::sleep(left)
+        move || {
+            let left = deadline
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO)
+                .saturating_sub(DEADLINE_MARGIN);
+            tokio::time::sleep(left)
+        }
     });
     let platform = ctx.platform();
     guard(
