@@ -839,7 +839,7 @@ fn markdown(run: &Run, targets: &[Target]) -> String {
     let na = targets.len() - pass - fail - info;
     let _ = writeln!(
         s,
-        "\n{pass} PASS, {fail} FAIL, {na} n/a; {info} informational (issue 11's defaults, fnkit's own share)."
+        "\n{pass} PASS, {fail} FAIL, {na} n/a; {info} informational (issue 11's defaults, fnkit's own share, the contracts' floor)."
     );
     s
 }
