@@ -128,20 +128,34 @@ pub fn new_id() -> String {
     // Version 4 in the 13th hex digit, variant 10xx in the 17th.
     let hi = (mix(n ^ k0) & !0xF000) | 0x4000;
     let lo = (mix(n.wrapping_add(k1)) & !(0xC000 << 48)) | (0x8000 << 48);
-    let bits = (u128::from(hi) << 64) | u128::from(lo);
+    let (hi, lo) = (hi.to_be_bytes(), lo.to_be_bytes());
+    // 8-4-4-4-12 hex digits, a byte (two digits) at a time: the dashes stay where they are.
     let mut buf = [b'-'; 36];
-    let mut at = 0;
-    for nibble in 0..32 {
-        if matches!(nibble, 8 | 12 | 16 | 20) {
-            at += 1; // a dash
+    for (at, bytes) in [
+        (0, &hi[..4]),
+        (9, &hi[4..6]),
+        (14, &hi[6..]),
+        (19, &lo[..2]),
+        (24, &lo[2..]),
+    ] {
+        for (i, &b) in bytes.iter().enumerate() {
+            buf[at + 2 * i..at + 2 * i + 2].copy_from_slice(&HEX_PAIRS[usize::from(b)]);
         }
-        buf[at] = HEX[((bits >> (124 - 4 * nibble)) & 0xF) as usize];
-        at += 1;
     }
-    std::str::from_utf8(&buf).map_or_else(|_| String::new(), str::to_owned)
+    String::from_utf8(buf.to_vec()).unwrap_or_default()
 }
 
-const HEX: &[u8; 16] = b"0123456789abcdef";
+/// Each byte's two lowercase hex digits (request ids here, trace and span ids in `trace`).
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        pairs[b] = [HEX[b >> 4], HEX[b & 0xF]];
+        b += 1;
+    }
+    pairs
+};
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -172,6 +186,16 @@ fn mix(mut z: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hex_pairs_are_each_byte_in_two_lowercase_digits() {
+        for b in 0..=255_u8 {
+            assert_eq!(
+                super::HEX_PAIRS[usize::from(b)],
+                *format!("{b:02x}").as_bytes()
+            );
+        }
+    }
+
     #[test]
     fn ids_are_uuid_shaped_and_distinct() {
         let ids: std::collections::HashSet<String> = (0..10_000).map(|_| super::new_id()).collect();

@@ -138,8 +138,7 @@ macro_rules! hex_id {
                 let mut out = [0u8; $digits];
                 let bytes = words.iter().flat_map(|w| w.to_be_bytes());
                 for (i, byte) in bytes.enumerate() {
-                    out[2 * i] = crate::HEX[usize::from(byte >> 4)];
-                    out[2 * i + 1] = crate::HEX[usize::from(byte & 0xF)];
+                    out[2 * i..2 * i + 2].copy_from_slice(&crate::HEX_PAIRS[usize::from(byte)]);
                 }
                 Self(out)
             }
