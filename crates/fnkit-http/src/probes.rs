@@ -2,22 +2,67 @@
 //! the probe thread, `sentinel.rs`, while handlers hold every worker).
 
 use http::header::USER_AGENT;
-use http::{HeaderName, Request, StatusCode};
+use http::{HeaderMap, HeaderValue, Request, StatusCode};
 
 use crate::reply::Reply;
 use crate::service::{header_str, json_reply, State};
 
-static K_KUBELET_PROBE: HeaderName = HeaderName::from_static("k-kubelet-probe");
+/// What the server reads from a request's headers for itself, before the handler's shape reads
+/// its own: whether a probe sent it, and the caller's request id. Found in one pass over the
+/// headers: a lookup by name hashes the name and probes the map, and five of them cost a request
+/// more than looking once at each header of a usual one (BENCHMARKS.md, issue 12's fifth pass).
+#[derive(Debug, Default)]
+pub(crate) struct Seen<'a> {
+    /// `K-Kubelet-Probe` is present, or the user agent starts with `kube-probe/`.
+    pub(crate) probe: bool,
+    /// The first of `X-Request-Id`, OpenFaaS's `X-Call-Id` and a CloudEvent's `ce-id` that is
+    /// present, visible ASCII and not empty (each header's first value).
+    pub(crate) request_id: Option<&'a str>,
+}
+
+impl<'a> Seen<'a> {
+    pub(crate) fn of(headers: &'a HeaderMap) -> Self {
+        let (mut kubelet, mut agent) = (false, None);
+        let mut ids: [Option<&HeaderValue>; 3] = [None; 3];
+        let first = |slot: &mut Option<&'a HeaderValue>, value| {
+            slot.get_or_insert(value);
+        };
+        for (name, value) in headers {
+            if *name == USER_AGENT {
+                first(&mut agent, value);
+                continue;
+            }
+            match name.as_str() {
+                "x-request-id" => first(&mut ids[0], value),
+                "x-call-id" => first(&mut ids[1], value),
+                "ce-id" => first(&mut ids[2], value),
+                "k-kubelet-probe" => kubelet = true,
+                _ => {}
+            }
+        }
+        let text = |v: &'a HeaderValue| v.to_str().ok().filter(|s| !s.is_empty());
+        Self {
+            probe: kubelet
+                || agent
+                    .and_then(text)
+                    .is_some_and(|ua| ua.starts_with("kube-probe/")),
+            request_id: ids.into_iter().flatten().find_map(text),
+        }
+    }
+}
 
 impl State {
     /// The answer to a platform path or probe, or `None` for a request the handler serves:
     /// `GET /health` (liveness), `/ready`, any request from a Kubernetes or Knative probe
     /// (`K-Kubelet-Probe`, a `kube-probe/` user agent), and on OpenFaaS `/_/health`, `/_/ready`.
-    pub(crate) fn answer_platform_paths<B>(&self, req: &Request<B>) -> Option<Reply> {
+    /// `seen` is [`Seen::of`] its headers.
+    pub(crate) fn answer_platform_paths<B>(
+        &self,
+        req: &Request<B>,
+        seen: &Seen<'_>,
+    ) -> Option<Reply> {
         let path = req.uri().path();
-        let probe = req.headers().contains_key(&K_KUBELET_PROBE)
-            || header_str(req.headers(), &USER_AGENT)
-                .is_some_and(|ua| ua.starts_with("kube-probe/"));
+        let probe = seen.probe;
         let watchdog = self.config.watchdog_paths;
         if path == "/health" && !probe {
             return Some(self.health());
@@ -106,9 +151,46 @@ fn rss_bytes() -> Option<u64> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn rss_is_read_from_proc() {
         let rss = super::rss_bytes().expect("/proc/self is readable on Linux");
         assert!(rss > 100 * 1024, "{rss}");
+    }
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, HeaderValue::from_static(value));
+        }
+        h
+    }
+
+    #[test]
+    fn the_request_id_is_the_callers_in_order_of_preference() {
+        let h = headers(&[("ce-id", "event-1"), ("x-call-id", "call-1")]);
+        assert_eq!(Seen::of(&h).request_id, Some("call-1"));
+        let h = headers(&[
+            ("ce-id", "event-1"),
+            ("x-call-id", "call-1"),
+            ("x-request-id", "req-1"),
+        ]);
+        assert_eq!(Seen::of(&h).request_id, Some("req-1"));
+        // An empty one does not count; a repeated header's first value does.
+        let h = headers(&[("x-request-id", ""), ("ce-id", "event-1")]);
+        assert_eq!(Seen::of(&h).request_id, Some("event-1"));
+        let h = headers(&[("x-request-id", "a"), ("x-request-id", "b")]);
+        assert_eq!(Seen::of(&h).request_id, Some("a"));
+        assert_eq!(Seen::of(&HeaderMap::new()).request_id, None);
+    }
+
+    #[test]
+    fn probes_are_seen_by_their_header_or_user_agent() {
+        assert!(Seen::of(&headers(&[("k-kubelet-probe", "queue")])).probe);
+        assert!(Seen::of(&headers(&[("user-agent", "kube-probe/1.31")])).probe);
+        assert!(!Seen::of(&headers(&[("user-agent", "curl/8.5.0")])).probe);
+        assert!(!Seen::of(&headers(&[("accept", "kube-probe/1.31")])).probe);
+        assert!(!Seen::of(&HeaderMap::new()).probe);
     }
 }

@@ -428,7 +428,7 @@ fn answer(parsed: &httparse::Request<'_, '_>, state: &State) -> Option<Vec<u8>> 
     if has_body {
         return None;
     }
-    let reply = state.answer_platform_paths(&req)?;
+    let reply = state.answer_platform_paths(&req, &crate::probes::Seen::of(req.headers()))?;
     Some(encode(reply, method == Method::HEAD))
 }
 

@@ -13,6 +13,7 @@ use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
 use http::{HeaderMap, HeaderName, Request, Response, StatusCode};
 
 use crate::dispatch::Shape;
+use crate::probes::Seen;
 use crate::reply::{Reply, ReplyBody};
 use crate::Config;
 
@@ -92,7 +93,8 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
     req: Request<hyper::body::Incoming>,
 ) -> Result<Reply, Infallible> {
     state.probe_thread.on_request();
-    if let Some(reply) = state.answer_platform_paths(&req) {
+    let seen = Seen::of(req.headers());
+    if let Some(reply) = state.answer_platform_paths(&req, &seen) {
         return Ok(reply);
     }
     let Some(_slot) = InflightSlot::take(&state) else {
@@ -105,7 +107,9 @@ pub(crate) async fn handle<S: Shape + ?Sized>(
         );
         return Ok(error_reply(&err));
     };
-    let request_id = request_id_of(req.headers());
+    let request_id = seen
+        .request_id
+        .map_or_else(fnkit_core::adapter::new_id, str::to_owned);
     let observing = observe::observed().then(|| Observing::start::<S>(&state, &req, &request_id));
     // Every line logged for this request carries its id; `trace_id` and `span_id` once the
     // shape has adopted the trace (a CloudEvent's extension counts where the headers carry none:
@@ -254,21 +258,6 @@ fn log_error(e: &Error) {
     }
 }
 
-/// The caller's id for the request: `X-Request-Id`, OpenFaaS's `X-Call-Id` (set by the gateway,
-/// logged by the watchdog with `log_callid`), a CloudEvent's `ce-id`; else a new one.
-fn request_id_of(headers: &HeaderMap) -> String {
-    [&X_REQUEST_ID, &X_CALL_ID, &CE_ID]
-        .into_iter()
-        .find_map(|name| header_str(headers, name))
-        .map_or_else(fnkit_core::adapter::new_id, str::to_owned)
-}
-
-// Header names as constants: a lookup by `HeaderName` hashes it once, a lookup by `&str` parses
-// and validates the name on every request first.
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-static X_CALL_ID: HeaderName = HeaderName::from_static("x-call-id");
-static CE_ID: HeaderName = HeaderName::from_static("ce-id");
-
 /// A header's value as text, if it is present, visible ASCII and not empty.
 pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     headers
@@ -293,21 +282,4 @@ pub(crate) fn error_reply(e: &Error) -> Reply {
             .insert(ALLOW, HeaderValue::from_static("POST"));
     }
     r
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn request_id_comes_from_the_caller_or_the_openfaas_call_id() {
-        let mut h = HeaderMap::new();
-        h.insert("x-call-id", HeaderValue::from_static("call-1"));
-        h.insert("ce-id", HeaderValue::from_static("event-1"));
-        assert_eq!(request_id_of(&h), "call-1");
-        h.insert("x-request-id", HeaderValue::from_static("req-1"));
-        assert_eq!(request_id_of(&h), "req-1");
-        let generated = request_id_of(&HeaderMap::new());
-        assert_eq!(generated.len(), 36, "{generated}");
-    }
 }
