@@ -370,7 +370,17 @@ pub fn trace_context(input: TraceInput<'_>) -> TraceContext {
 
 fn build(input: TraceInput<'_>, begin: bool) -> TraceContext {
     let mut trace = TraceContext::default();
-    if let Some(headers) = input.headers {
+    // Most requests carry no trace header: one look at each header name finds that, where a
+    // lookup by name would hash each name and probe the map for nothing.
+    let (mut parent_sent, mut xray_sent) = (false, false);
+    for name in input.headers.into_iter().flat_map(HeaderMap::keys) {
+        match name.as_str() {
+            "traceparent" => parent_sent = true,
+            "x-amzn-trace-id" => xray_sent = true,
+            _ => {}
+        }
+    }
+    if let Some(headers) = input.headers.filter(|_| parent_sent) {
         let mut parents = headers.get_all(&TRACEPARENT).iter();
         if let (Some(tp), None) = (parents.next(), parents.next()) {
             if let Some(tp) = tp.to_str().ok().filter(|tp| is_traceparent(tp)) {
@@ -395,7 +405,12 @@ fn build(input: TraceInput<'_>, begin: bool) -> TraceContext {
         .xray
         .filter(|x| !x.is_empty())
         .map(str::to_owned)
-        .or_else(|| input.headers.and_then(|h| joined(h, &X_AMZN_TRACE_ID)));
+        .or_else(|| {
+            input
+                .headers
+                .filter(|_| xray_sent)
+                .and_then(|h| joined(h, &X_AMZN_TRACE_ID))
+        });
     if trace.traceparent.is_none() {
         if let Some(XRay {
             trace_id,
