@@ -112,3 +112,18 @@ pub mod fuzzing {
         }
     }
 }
+
+/// Helpers for this crate's unit tests.
+#[cfg(test)]
+mod test_support {
+    use http::{HeaderMap, HeaderValue};
+
+    /// A header map with `pairs` appended in order (a repeated name keeps every value).
+    pub(crate) fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (name, value) in pairs {
+            h.append(*name, HeaderValue::from_static(value));
+        }
+        h
+    }
+}

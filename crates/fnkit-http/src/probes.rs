@@ -159,13 +159,7 @@ mod tests {
         assert!(rss > 100 * 1024, "{rss}");
     }
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (name, value) in pairs {
-            h.append(*name, HeaderValue::from_static(value));
-        }
-        h
-    }
+    use crate::test_support::headers;
 
     #[test]
     fn the_request_id_is_the_callers_in_order_of_preference() {

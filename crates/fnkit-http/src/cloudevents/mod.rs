@@ -104,15 +104,8 @@ pub(crate) fn not_built(detected: Result<Option<Mode>, Error>, mt: Option<&str>)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
 
-    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        for (k, v) in pairs {
-            h.append(*k, HeaderValue::from_static(v));
-        }
-        h
-    }
+    use crate::test_support::headers;
 
     #[test]
     fn mode_detection_matches_media_types_case_insensitively_with_parameters() {
