@@ -308,8 +308,8 @@ pub(crate) fn targets(run: &Run) -> Vec<Target> {
             "ms",
         ),
         // The floor under the target above: bare hyper with only what the contracts ask of any
-        // function server, linked non-PIE as fnkit is. Over 0.9 means no server on hyper that
-        // honours the contracts reaches the target (BENCHMARKS.md, issue 12's fifth pass).
+        // function server, linked non-PIE as fnkit is. Over 0.9: in this run, a server on hyper
+        // doing only what the contracts ask misses the target too (BENCHMARKS.md, fifth pass).
         decision(check(
             "contract-floor-cold-vs-hyper",
             "floor: bare hyper + the contracts' least, non-PIE, cold start <= 0.9 x bare hyper",

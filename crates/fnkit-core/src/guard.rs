@@ -78,7 +78,7 @@ where
 /// [`guard`], with the blocked-poll watch given (`None`: not watched, as shutdown hooks are).
 pub(crate) async fn guard_watched<T, E>(
     call: BoxFuture<'_, Result<T, Error>>,
-    expiry: Option<impl FnOnce() -> E>,
+    mut expiry: Option<impl FnOnce() -> E>,
     limit: Limit,
     platform: Platform,
     mut watch: Option<Duration>,
@@ -87,7 +87,6 @@ where
     E: Future<Output = ()>,
 {
     let mut call = call;
-    let mut make_timer = expiry;
     let mut timer = pin!(None::<E>);
     poll_fn(|cx| {
         let started = watch.map(|_| Instant::now());
@@ -106,7 +105,7 @@ where
             Ok(Poll::Pending) => {}
             Err(payload) => return Poll::Ready(Err(panicked(&*payload, platform))),
         }
-        if let Some(make) = make_timer.take() {
+        if let Some(make) = expiry.take() {
             timer.set(Some(make()));
         }
         match timer.as_mut().as_pin_mut().map(|e| e.poll(cx)) {
@@ -191,6 +190,19 @@ mod tests {
                 return v;
             }
         }
+    }
+
+    /// Pending at its first poll, `value` at the next.
+    fn pending_once<T: Unpin>(value: T) -> impl Future<Output = T> + Unpin {
+        let mut value = Some(value);
+        let mut polled = false;
+        std::future::poll_fn(move |_| {
+            if std::mem::replace(&mut polled, true) {
+                Poll::Ready(value.take().expect("polled after it was ready"))
+            } else {
+                Poll::Pending
+            }
+        })
     }
 
     const LIMIT: Limit = Limit::Timeout {
@@ -352,8 +364,14 @@ mod tests {
 
     #[test]
     fn a_handler_that_is_ready_wins_over_an_expired_timer() {
-        let call: BoxFuture<'_, Result<u8, Error>> = Box::pin(async { Ok(7) });
-        let out = block_on(guard(call, Some(|| ready(())), LIMIT, Platform::Local));
+        // Both wait at the first poll and are ready at the second: the handler is polled first.
+        let call: BoxFuture<'_, Result<u8, Error>> = Box::pin(pending_once(Ok(7)));
+        let out = block_on(guard(
+            call,
+            Some(|| pending_once(())),
+            LIMIT,
+            Platform::Local,
+        ));
         assert_eq!(out.unwrap(), 7);
         let call: BoxFuture<'_, Result<u8, Error>> = Box::pin(async { Err("no".into()) });
         let err = block_on(guard(

@@ -5,7 +5,7 @@ use http::header::USER_AGENT;
 use http::{HeaderMap, HeaderValue, Request, StatusCode};
 
 use crate::reply::Reply;
-use crate::service::{header_str, json_reply, State};
+use crate::service::{header_str, header_text, json_reply, State};
 
 /// What the server reads from a request's headers for itself, before the handler's shape reads
 /// its own: whether a probe sent it, and the caller's request id. Found in one pass over the
@@ -40,13 +40,12 @@ impl<'a> Seen<'a> {
                 _ => {}
             }
         }
-        let text = |v: &'a HeaderValue| v.to_str().ok().filter(|s| !s.is_empty());
         Self {
             probe: kubelet
                 || agent
-                    .and_then(text)
+                    .and_then(header_text)
                     .is_some_and(|ua| ua.starts_with("kube-probe/")),
-            request_id: ids.into_iter().flatten().find_map(text),
+            request_id: ids.into_iter().flatten().find_map(header_text),
         }
     }
 }
@@ -152,14 +151,13 @@ fn rss_bytes() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::headers;
 
     #[test]
     fn rss_is_read_from_proc() {
         let rss = super::rss_bytes().expect("/proc/self is readable on Linux");
         assert!(rss > 100 * 1024, "{rss}");
     }
-
-    use crate::test_support::headers;
 
     #[test]
     fn the_request_id_is_the_callers_in_order_of_preference() {

@@ -10,9 +10,9 @@
 //! to the handler runtime, which serves it once it is free.
 //!
 //! What it costs: a thread and its copy of the listening socket, both made once the first
-//! request's answer is out (so a cold start does not wait for them; [`ProbeStart`]); a wake-up of that thread when a new connection arrives after
-//! a quiet spell (at most one per [`GRACE`] while they keep coming); per request, one atomic
-//! load. Nothing on keep-alive connections.
+//! request's answer is out (so a cold start does not wait for them; [`ProbeStart`]); a wake-up of
+//! that thread when a new connection arrives after a quiet spell (at most one per [`GRACE`] while
+//! they keep coming); per request, one atomic load. Nothing on keep-alive connections.
 //!
 //! What it does not cover: a probe on a keep-alive connection the busy runtime already serves
 //! (kubelet and Knative's queue-proxy probe on a new connection each time); h2c connections,

@@ -260,10 +260,13 @@ fn log_error(e: &Error) {
 
 /// A header's value as text, if it is present, visible ASCII and not empty.
 pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .filter(|s| !s.is_empty())
+    headers.get(name).and_then(header_text)
+}
+
+/// A header value as text, if it is visible ASCII and not empty: how the server reads every
+/// header it uses itself ([`header_str`], and `probes::Seen` in one pass).
+pub(crate) fn header_text(value: &HeaderValue) -> Option<&str> {
+    value.to_str().ok().filter(|s| !s.is_empty())
 }
 
 /// A JSON answer.

@@ -30,7 +30,7 @@ pub(crate) fn build(platform: Platform) -> Result<tokio::runtime::Runtime, Error
             platform,
             lambda_concurrency(),
             env_var,
-            workers::read_under(Path::new(workers::CGROUP_ROOT)),
+            cgroup_files(),
             || std::thread::available_parallelism().map_or(1, NonZeroUsize::get),
         )?
     };
@@ -89,10 +89,15 @@ fn one_worker(workers: workers::Workers) -> Result<workers::Workers, Error> {
     })
 }
 
-/// The CPU quota the cgroup files under [`workers::CGROUP_ROOT`] give.
+/// Reads the process's cgroup files (under [`workers::CGROUP_ROOT`]).
+fn cgroup_files() -> impl Fn(&str) -> Option<String> {
+    workers::read_under(Path::new(workers::CGROUP_ROOT))
+}
+
+/// The CPU quota the cgroup files give.
 #[cfg_attr(feature = "multi-thread", allow(dead_code))]
 fn cgroup_quota() -> Option<f64> {
-    workers::cpu_quota(workers::read_under(Path::new(workers::CGROUP_ROOT)))
+    workers::cpu_quota(cgroup_files())
 }
 
 /// The note for a quota above one CPU in a binary without `multi-thread`.
